@@ -1,0 +1,2 @@
+#![deny(clippy::all)]
+//! N-API binding placeholder.
