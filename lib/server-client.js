@@ -1,0 +1,168 @@
+// The per-path server client: the user's persister and TinyBase's own synchronizer over its
+// MergeableStore, started and stopped as the native router asks, in TinyBase's order.
+
+import {createCustomSynchronizer} from 'tinybase/synchronizers';
+
+// JSON has no undefined; TinyBase sends this character in its place.
+const UNDEFINED = '\uFFFC';
+
+const stringifyWithUndefined = (value) =>
+  JSON.stringify(value, (_key, nested) =>
+    nested === undefined ? UNDEFINED : nested,
+  );
+
+const restoreUndefined = (value) => {
+  if (value === UNDEFINED) {
+    return undefined;
+  }
+  if (Array.isArray(value)) {
+    return value.map(restoreUndefined);
+  }
+  if (value !== null && typeof value == 'object') {
+    const restored = Object.create(null);
+    for (const key of Object.keys(value)) {
+      Object.defineProperty(restored, key, {
+        configurable: true,
+        enumerable: true,
+        writable: true,
+        value: restoreUndefined(value[key]),
+      });
+    }
+    return restored;
+  }
+  return value;
+};
+
+const noop = () => {};
+
+export const createServerClients = ({
+  native,
+  apply,
+  createPersisterForPath,
+  handleError,
+  requestTimeoutSeconds,
+}) => {
+  // path key -> {starting, stopping, stopRequested, persister, synchronizer, receive}
+  const paths = new Map();
+
+  const configure = async (key, entry, pathId) => {
+    const persisterMaybeThen = await createPersisterForPath(pathId);
+    if (persisterMaybeThen === undefined) {
+      return false;
+    }
+    const [persister, then] = Array.isArray(persisterMaybeThen)
+      ? persisterMaybeThen
+      : [persisterMaybeThen, noop];
+    entry.persister = persister;
+    entry.synchronizer = createCustomSynchronizer(
+      persister.getStore(),
+      (toClientId, requestId, message, body) =>
+        apply(
+          native.serverSend(
+            key,
+            toClientId ?? null,
+            stringifyWithUndefined([requestId, message, body]),
+          ),
+        ),
+      (receive) => {
+        entry.receive = receive;
+      },
+      noop,
+      requestTimeoutSeconds,
+      undefined,
+      undefined,
+      handleError,
+    );
+    entry.then = then;
+    return true;
+  };
+
+  const start = (key, pathId) => {
+    const entry = {stopRequested: false};
+    paths.set(key, entry);
+    entry.starting = (async () => {
+      try {
+        const hasServerClient = await configure(key, entry, pathId);
+        if (entry.stopRequested) {
+          return;
+        }
+        if (hasServerClient) {
+          await entry.persister.startAutoLoad();
+          await entry.persister.startAutoSave();
+          await entry.synchronizer.startSync();
+          entry.then(entry.persister.getStore());
+        }
+        if (!entry.stopRequested) {
+          apply(native.pathReady(key, hasServerClient));
+        }
+      } catch (error) {
+        handleError(error);
+        if (!entry.stopRequested) {
+          apply(native.pathFailed(key));
+        }
+      }
+    })();
+  };
+
+  // Persister first, then the synchronizer; the first error is reported once the path is gone.
+  const stop = (key) => {
+    const entry = paths.get(key);
+    if (entry === undefined || entry.stopRequested) {
+      return;
+    }
+    entry.stopRequested = true;
+    entry.stopping = (async () => {
+      await entry.starting;
+      let failed = false;
+      let firstError;
+      for (const destroy of [
+        () => entry.persister?.destroy(),
+        () => entry.synchronizer?.destroy(),
+      ]) {
+        try {
+          await destroy();
+        } catch (error) {
+          if (!failed) {
+            failed = true;
+            firstError = error;
+          }
+        }
+      }
+      paths.delete(key);
+      apply(native.pathStopped(key));
+      if (failed) {
+        handleError(firstError);
+      }
+    })();
+  };
+
+  const receive = (key, payload) => {
+    const entry = paths.get(key);
+    if (entry?.receive === undefined) {
+      return;
+    }
+    const separator = payload.indexOf('\n');
+    try {
+      const [requestId, message, body] = restoreUndefined(
+        JSON.parse(payload.slice(separator + 1)),
+      );
+      entry.receive(payload.slice(0, separator), requestId, message, body);
+    } catch (error) {
+      handleError(error);
+    }
+  };
+
+  // Resolves once every path asked to stop has stopped, including those asked meanwhile.
+  const settled = async () => {
+    for (
+      let stopping;
+      (stopping = [...paths.values()].filter((entry) => entry.stopRequested))
+        .length > 0;
+
+    ) {
+      await Promise.all(stopping.map((entry) => entry.stopping));
+    }
+  };
+
+  return {start, stop, receive, settled};
+};
