@@ -1,0 +1,7 @@
+#!/usr/bin/env node
+import {runCli} from '../lib/cli/main.js';
+
+await runCli(
+  process.argv.slice(2),
+  async () => (await import('../index.js')).createWsServer,
+);

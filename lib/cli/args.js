@@ -1,0 +1,92 @@
+import {parseArgs} from 'node:util';
+
+export const COMMAND = 'tinybase-ws-server';
+export const DEFAULT_PORT = 8047;
+export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_DATA_DIR = 'tinybase-data';
+
+export const HELP = `Usage: ${COMMAND} [options]
+
+Runs a TinyBase WebSocket sync server. Clients connect with
+createWsSynchronizer to ws://HOST:PORT/<path id>; each path id is synced
+separately.
+
+Options:
+  -p, --port <port>   port to listen on (default ${DEFAULT_PORT}; 0 picks a free one)
+      --host <host>   address to listen on (default ${DEFAULT_HOST}, this machine
+                      only; use 0.0.0.0 or :: to accept other machines)
+  -d, --data <dir>    keep each path's data in a JSON file in <dir>
+                      (default ./${DEFAULT_DATA_DIR})
+  -m, --memory        keep no data on the server: clients sync with each other
+  -q, --quiet         print only the listening line and errors
+  -v, --verbose       also log paths and clients coming and going, and errors
+                      the server ignores
+  -h, --help          show this help
+      --version       show the version
+
+The server prints "${COMMAND} listening on ws://HOST:PORT" once it
+accepts connections. SIGINT or SIGTERM stops it: clients are closed with
+code 1001 (going away), data is saved, and it exits with status 0.
+`;
+
+export class UsageError extends Error {}
+
+const OPTIONS = {
+  port: {type: 'string', short: 'p'},
+  host: {type: 'string'},
+  data: {type: 'string', short: 'd'},
+  memory: {type: 'boolean', short: 'm'},
+  quiet: {type: 'boolean', short: 'q'},
+  verbose: {type: 'boolean', short: 'v'},
+  help: {type: 'boolean', short: 'h'},
+  version: {type: 'boolean'},
+};
+
+const parsePort = (port) => {
+  const number = /^\d{1,5}$/.test(port) ? Number(port) : NaN;
+  if (!(number <= 65535)) {
+    throw new UsageError(
+      `--port must be a whole number from 0 to 65535, not '${port}'`,
+    );
+  }
+  return number;
+};
+
+/**
+ * Turns the command's arguments into options, throwing a UsageError (which
+ * the caller reports with exit status 2) for anything it cannot honour.
+ */
+export const parseCliArgs = (args) => {
+  let values;
+  try {
+    ({values} = parseArgs({args, options: OPTIONS, strict: true}));
+  } catch (error) {
+    if (String(error?.code).startsWith('ERR_PARSE_ARGS_')) {
+      throw new UsageError(error.message);
+    }
+    throw error;
+  }
+  if (values.help || values.version) {
+    return {help: values.help ?? false, version: values.version ?? false};
+  }
+  if (values.quiet && values.verbose) {
+    throw new UsageError('--quiet and --verbose cannot be used together');
+  }
+  if (values.memory && values.data !== undefined) {
+    throw new UsageError('--memory and --data cannot be used together');
+  }
+  if (values.host === '') {
+    throw new UsageError('--host cannot be empty');
+  }
+  if (values.data === '') {
+    throw new UsageError('--data cannot be empty');
+  }
+  return {
+    help: false,
+    version: false,
+    port: values.port === undefined ? DEFAULT_PORT : parsePort(values.port),
+    host: values.host ?? DEFAULT_HOST,
+    dataDir: values.memory ? undefined : (values.data ?? DEFAULT_DATA_DIR),
+    logLevel: values.quiet ? 'quiet' : values.verbose ? 'verbose' : 'normal',
+  };
+};
