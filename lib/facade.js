@@ -19,7 +19,9 @@ export const becomeFacade = (webSocket, conn, native) => {
   webSocket.send = (data, options, callback) => {
     const done = typeof options == 'function' ? options : callback;
     if (webSocket.readyState != webSocket.OPEN) {
-      done?.(new Error('WebSocket is not open: readyState ' + webSocket.readyState));
+      done?.(
+        new Error('WebSocket is not open: readyState ' + webSocket.readyState),
+      );
       return;
     }
     native.sendNative(
@@ -46,7 +48,8 @@ export const becomeFacade = (webSocket, conn, native) => {
   };
 
   // The native plane answers pings itself; a user's ping or pong has nothing to add.
-  webSocket.ping = (_data, _mask, callback) => callback && process.nextTick(callback);
+  webSocket.ping = (_data, _mask, callback) =>
+    callback && process.nextTick(callback);
   webSocket.pong = webSocket.ping;
 
   // A 'message' listener added after the takeover still sees every message from then on.

@@ -158,7 +158,6 @@ export const createServerClients = ({
       let stopping;
       (stopping = [...paths.values()].filter((entry) => entry.stopRequested))
         .length > 0;
-
     ) {
       await Promise.all(stopping.map((entry) => entry.stopping));
     }

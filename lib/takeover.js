@@ -70,7 +70,7 @@ export const detach = (webSocket) => {
   socket.on('error', noop);
   socket.pause();
   const chunks = [];
-  for (let chunk; (chunk = socket.read()) !== null; ) {
+  for (let chunk; (chunk = socket.read()) !== null;) {
     chunks.push(chunk);
   }
   const handle = socket._handle;
