@@ -93,6 +93,7 @@ export const startServer = async (
     fragmentSize,
     options = {},
     beforeCreate,
+    onIgnoredError,
   } = {},
 ) => {
   const webSocketServer = new WebSocketServer({
@@ -109,7 +110,10 @@ export const startServer = async (
   const wsServer = createWsServer(
     webSocketServer,
     createPersisterForPath,
-    (error) => errors.push(error),
+    (error) => {
+      errors.push(error);
+      onIgnoredError?.(error);
+    },
     requestTimeoutSeconds,
     fragmentSize,
   );
