@@ -96,11 +96,11 @@ export const startServer = async (
     onIgnoredError,
   } = {},
 ) => {
-  const webSocketServer = new WebSocketServer({
-    host: '127.0.0.1',
-    port: 0,
-    ...options,
-  });
+  const webSocketServer = new WebSocketServer(
+    options.noServer || options.server
+      ? options
+      : {host: '127.0.0.1', port: 0, ...options},
+  );
   defer(t, () => closeWebSocketServer(webSocketServer));
   if (!options.noServer && !options.server) {
     await withTimeout(once(webSocketServer, 'listening'), 'listening');
@@ -123,7 +123,9 @@ export const startServer = async (
       'wsServer.destroy() in cleanup',
     ),
   );
-  const port = (options.server ?? webSocketServer).address?.()?.port;
+  const port = options.noServer
+    ? undefined
+    : (options.server ?? webSocketServer).address().port;
   return {
     webSocketServer,
     wsServer,
