@@ -67,6 +67,9 @@ mod tests {
         let overflow = SyncError::Overflow(Overflow::Fragments);
         assert_eq!(overflow.to_string(), "tinybase:15:fragments");
         assert_eq!(overflow.close_code(), 1013);
-        assert_eq!(SyncError::Overflow(Overflow::Server).to_string(), "tinybase:15:server");
+        assert_eq!(
+            SyncError::Overflow(Overflow::Server).to_string(),
+            "tinybase:15:server"
+        );
     }
 }
