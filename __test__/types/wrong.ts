@@ -1,0 +1,45 @@
+// Deliberate misuses of this package's types. tsc must reject exactly the
+// lines marked `// wrong`: if the declarations degraded to `any`, or lost a
+// parameter, these would start to compile.
+import {WebSocketServer} from 'ws';
+import {createMergeableStore} from 'tinybase';
+import {createFilePersister} from 'tinybase/persisters/persister-file';
+import {createWsServer} from 'tinybase-ws-server-native';
+import {createWsServer as createWsServerWithSchemas} from 'tinybase-ws-server-native/with-schemas';
+import {createMergeableStore as createSchematizedStore} from 'tinybase/with-schemas';
+import {
+  createFilePersister as createSchematizedFilePersister,
+  type FilePersister,
+} from 'tinybase/persisters/persister-file/with-schemas';
+
+const webSocketServer = new WebSocketServer({port: 0});
+
+createWsServer(); // wrong
+createWsServer({port: 8047}); // wrong
+createWsServer(webSocketServer, (pathId: number) => undefined); // wrong
+createWsServer(webSocketServer, () => createMergeableStore()); // wrong
+createWsServer(webSocketServer, undefined, undefined, '1'); // wrong
+createWsServer(webSocketServer, undefined, undefined, 1, 4096, {}); // wrong
+
+const server = createWsServer(webSocketServer, (pathId) =>
+  createFilePersister(createMergeableStore(), pathId),
+);
+server.addClientIdsListener(undefined, () => {}); // wrong
+server.addPathIdsListener((_, pathId: number) => {}); // wrong
+const paths: string = server.getStats().paths; // wrong
+const destroyed: void = server.destroy(); // wrong
+
+const valuesSchema = {pathId: {type: 'string'}} as const;
+type Schemas = [{}, typeof valuesSchema];
+createWsServerWithSchemas<Schemas, FilePersister<Schemas>>(
+  webSocketServer,
+  (pathId) => [
+    createSchematizedFilePersister(
+      createSchematizedStore().setValuesSchema(valuesSchema),
+      pathId,
+    ),
+    (store) => store.setValue('unknown', pathId), // wrong
+  ],
+);
+
+export {paths, destroyed};

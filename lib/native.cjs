@@ -1,0 +1,53 @@
+'use strict';
+
+// The loader that napi-rs generates finds the addon beside the package (a
+// build from source) or in the platform package installed as an optional
+// dependency. When neither is there its error blames an npm bug; this wrapper
+// says instead what was expected and how to get it.
+
+const {dirname} = require('node:path');
+const packageJson = require('../package.json');
+
+const isMusl = () => {
+  try {
+    return !process.report.getReport().header.glibcVersionRuntime;
+  } catch {
+    return false;
+  }
+};
+
+// The suffix napi-rs gives platform packages, e.g. linux-x64-gnu.
+const platformSuffix = () => {
+  const {platform, arch} = process;
+  if (platform == 'linux') {
+    return `${platform}-${arch}-${isMusl() ? 'musl' : 'gnu'}`;
+  }
+  return platform == 'win32' ? `${platform}-${arch}-msvc` : `${platform}-${arch}`;
+};
+
+const explain = (cause) => {
+  const platformPackage = `${packageJson.name}-${platformSuffix()}`;
+  const published = Object.hasOwn(
+    packageJson.optionalDependencies ?? {},
+    platformPackage,
+  );
+  return new Error(
+    `${packageJson.name}: could not load its native addon on ` +
+      `${process.platform}-${process.arch}. ` +
+      (published
+        ? `It is installed from the optional dependency ` +
+          `${platformPackage}@${packageJson.version}; reinstall without ` +
+          `--omit=optional (or --no-optional) if it was skipped. `
+        : `No prebuilt addon is published for this platform ` +
+          `(expected ${platformPackage}). `) +
+      `To build it from source instead, install a Rust toolchain and run ` +
+      `\`npm run build\` in ${dirname(__dirname)}.`,
+    {cause},
+  );
+};
+
+try {
+  module.exports = require('../binding.cjs');
+} catch (error) {
+  throw explain(error);
+}
