@@ -22,7 +22,9 @@ const platformSuffix = () => {
   if (platform == 'linux') {
     return `${platform}-${arch}-${isMusl() ? 'musl' : 'gnu'}`;
   }
-  return platform == 'win32' ? `${platform}-${arch}-msvc` : `${platform}-${arch}`;
+  return platform == 'win32'
+    ? `${platform}-${arch}-msvc`
+    : `${platform}-${arch}`;
 };
 
 const explain = (cause) => {

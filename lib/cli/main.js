@@ -83,7 +83,9 @@ export const runCli = async (args, loadCreateWsServer) => {
       log.info(`${COMMAND} stopped`);
       process.exitCode = 0;
     } catch (error) {
-      log.error(`${COMMAND}: could not stop cleanly: ${error?.message ?? error}`);
+      log.error(
+        `${COMMAND}: could not stop cleanly: ${error?.message ?? error}`,
+      );
       process.exitCode = 1;
     }
     setTimeout(() => process.exit(), EXIT_GRACE_MS).unref();

@@ -50,7 +50,9 @@ export const startSyncServer = async ({
   const persisterErrorHandler = (pathId, filePath) => (error) =>
     (error instanceof SyntaxError && isEmptyFile(filePath)
       ? log.verbose
-      : log.error)(`path ${JSON.stringify(pathId)}: ${error?.message ?? error}`);
+      : log.error)(
+      `path ${JSON.stringify(pathId)}: ${error?.message ?? error}`,
+    );
 
   const createPersisterForPath =
     absoluteDataDir === undefined
