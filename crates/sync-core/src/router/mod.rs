@@ -2,11 +2,31 @@
 //! while a path's server client starts, and when paths start and stop. Mirrors TinyBase's
 //! `createWsServer` bookkeeping, driven by calls from the host and answered through an [`Outbox`].
 
+mod connection;
+mod hold;
+mod ids;
+mod path;
 mod payload;
+mod relay;
+mod timers;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::protocol::error::SyncError;
+use crate::protocol::error::{Overflow, SyncError};
+use crate::protocol::fragment::{self, Decoded, DecodedMessage, SocketBudget};
+use crate::protocol::limits::{
+    MAX_CHANNELS, MAX_CHANNEL_RESOURCES, MAX_PAYLOAD_BYTES, SERVER_CLIENT_ID,
+};
+use crate::protocol::message::message_type::CONTENT_HASHES;
+use crate::protocol::multiplex::{self, Control, Envelope};
+use crate::protocol::payload as envelope;
+
+use connection::{Channel, Conn, Conns, Decoder, Kind, Legacy, Multiplexed};
+use hold::{Held, SocketHolds, ToServer};
+use path::{ChannelRef, Client, Leave, Paths, Start, Waiter};
+use relay::relay;
+use timers::{Timer, Timers};
 
 pub use payload::Payload;
 
@@ -69,11 +89,21 @@ pub trait Outbox {
 /// The relay's state for every path, client and connection.
 pub struct Router {
     config: Config,
+    paths: Paths,
+    conns: Conns,
+    sockets: SocketHolds,
+    timers: Timers,
 }
 
 impl Router {
     pub fn new(config: Config) -> Self {
-        Router { config }
+        Router {
+            paths: Paths::new(config.has_factory),
+            config,
+            conns: Conns::default(),
+            sockets: SocketHolds::default(),
+            timers: Timers::default(),
+        }
     }
 
     /// A connection was accepted for `path_id` with `client_id` (its `sec-websocket-key`).
@@ -87,20 +117,316 @@ impl Router {
         multiplexed: bool,
         out: &mut impl Outbox,
     ) {
-        let _ = (conn, path_id, client_id, multiplexed, out, &self.config);
-        todo!("router::Router::open")
+        if self.conns.contains_key(&conn) {
+            return;
+        }
+        let client_id: Arc<str> = client_id.into();
+        let kind = if multiplexed {
+            Kind::Multiplexed(Multiplexed::new(path_id))
+        } else {
+            let client = Client {
+                conn,
+                channel: None,
+            };
+            Kind::Legacy(Legacy {
+                path: self.paths.join(path_id, &client_id, client, out),
+                decoder: Decoder::new(self.config.request_timeout, conn, None),
+                budget: SocketBudget::default(),
+            })
+        };
+        let state = Conn {
+            id: conn,
+            client_id,
+            closing: false,
+            kind,
+        };
+        self.conns.insert(conn, state);
     }
 
     /// A text payload arrived on `conn` at `now`.
     pub fn receive(&mut self, conn: ConnId, payload: &str, now: Instant, out: &mut impl Outbox) {
-        let _ = (conn, payload, now, out);
-        todo!("router::Router::receive")
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let Kind::Legacy(legacy) = &mut state.kind else {
+            return self.receive_multiplexed(conn, payload, now, out);
+        };
+        match legacy
+            .decoder
+            .decode(payload, &mut legacy.budget, now, &mut self.timers)
+        {
+            Decoded::Message(message) => {
+                let path = legacy.path;
+                let from = state.client_id.clone();
+                self.handle_decoded(path, &from, message, now, out);
+            }
+            Decoded::Invalid(error) => state.invalid(error, out),
+            Decoded::Pending | Decoded::Ignored => {}
+        }
+    }
+
+    /// TinyBase's `createMultipleServerClient` payload handler.
+    fn receive_multiplexed(
+        &mut self,
+        conn: ConnId,
+        payload: &str,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) {
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let Kind::Multiplexed(mux) = &mut state.kind else {
+            return;
+        };
+        if !mux.valid {
+            return;
+        }
+        if payload.len() > MAX_PAYLOAD_BYTES {
+            return self.invalidate(conn, SyncError::Overflow(Overflow::Socket), out);
+        }
+        match multiplex::parse(payload) {
+            Envelope::Control(control) => self.control(conn, control, out),
+            Envelope::Channel {
+                channel_id,
+                payload,
+            } => {
+                let channel = match mux.negotiated {
+                    true => mux.channels.get_mut(channel_id),
+                    false => None,
+                };
+                let Some(channel) = channel else {
+                    return self.invalidate(conn, SyncError::Message, out);
+                };
+                match channel
+                    .decoder
+                    .decode(payload, &mut mux.budget, now, &mut self.timers)
+                {
+                    Decoded::Message(message) => {
+                        let path = channel.path;
+                        let from = state.client_id.clone();
+                        self.handle_decoded(path, &from, message, now, out);
+                    }
+                    Decoded::Invalid(error) => self.invalidate(conn, error, out),
+                    Decoded::Pending | Decoded::Ignored => {}
+                }
+            }
+            Envelope::ChannelIdTooLarge => {
+                self.invalidate(conn, SyncError::Overflow(Overflow::Channels), out)
+            }
+            Envelope::Invalid => self.invalidate(conn, SyncError::Message, out),
+        }
+    }
+
+    /// A multiplexed socket broke a rule: it is reported and closed once, and ignored after.
+    fn invalidate(&mut self, conn: ConnId, error: SyncError, out: &mut impl Outbox) {
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let Kind::Multiplexed(mux) = &mut state.kind else {
+            return;
+        };
+        if mux.valid {
+            mux.valid = false;
+            mux.clear_decoders(&mut self.timers);
+            state.invalid(error, out);
+        }
+    }
+
+    /// Hello, subscribe and unsubscribe on a multiplexed socket; before a hello, the others are
+    /// ignored, as TinyBase ignores them.
+    fn control(&mut self, conn: ConnId, control: Control, out: &mut impl Outbox) {
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let Kind::Multiplexed(mux) = &mut state.kind else {
+            return;
+        };
+        match &control {
+            Control::Hello { .. } => mux.negotiated = true,
+            _ if !mux.negotiated => return,
+            Control::Subscribe { channel_id, .. } => {
+                if multiplex::is_channel_id_too_large(channel_id) {
+                    return self.invalidate(conn, SyncError::Overflow(Overflow::Channels), out);
+                }
+                if !mux.channels.contains_key(channel_id.as_str()) {
+                    if mux.channels.len() >= MAX_CHANNELS || mux.resources >= MAX_CHANNEL_RESOURCES
+                    {
+                        return self.invalidate(conn, SyncError::Overflow(Overflow::Channels), out);
+                    }
+                    mux.resources += 1;
+                    let serial = mux.next_serial;
+                    mux.next_serial += 1;
+                    let channel_id: Arc<str> = channel_id.as_str().into();
+                    let client = Client {
+                        conn,
+                        channel: Some(ChannelRef {
+                            id: channel_id.clone(),
+                            serial,
+                        }),
+                    };
+                    let path =
+                        self.paths
+                            .join(&mux.path_id(&channel_id), &state.client_id, client, out);
+                    let decoder =
+                        Decoder::new(self.config.request_timeout, conn, Some(channel_id.clone()));
+                    mux.channels.insert(
+                        channel_id,
+                        Channel {
+                            path,
+                            serial,
+                            decoder,
+                        },
+                    );
+                }
+            }
+            Control::Unsubscribe { channel_id } => {
+                if multiplex::is_channel_id_too_large(channel_id) {
+                    return self.invalidate(conn, SyncError::Overflow(Overflow::Channels), out);
+                }
+                if let Some(mut channel) = mux.channels.shift_remove(channel_id.as_str()) {
+                    channel.decoder.clear(&mut mux.budget, &mut self.timers);
+                    let left = self.paths.leave(
+                        channel.path,
+                        &state.client_id,
+                        &mut self.sockets,
+                        &mut self.timers,
+                        out,
+                    );
+                    // The channel counts against the socket's resources until its path is
+                    // torn down.
+                    match (left, self.paths.get_mut(channel.path)) {
+                        (Leave::Stopping, Some(path)) => {
+                            path.waiters.push(Waiter { conn, failed: None })
+                        }
+                        _ => mux.resources -= 1,
+                    }
+                }
+                return;
+            }
+        }
+        state.send(&multiplex::reply(&control).into(), out);
+    }
+
+    /// TinyBase's `handleDecodedMessage`: relays each remainder of a message, or holds it while
+    /// the path starts. Nothing goes anywhere once the sender has left the path.
+    fn handle_decoded(
+        &mut self,
+        key: PathKey,
+        from: &Arc<str>,
+        message: DecodedMessage,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) {
+        let Some(path) = self.paths.get_mut(key) else {
+            return;
+        };
+        let Some(sender) = path.clients.get(&**from) else {
+            return;
+        };
+        if path.stopping {
+            return;
+        }
+        let DecodedMessage {
+            to_client_id: to,
+            remainders,
+            message,
+            message_type,
+        } = message;
+        // A fragment's remainder carries the message id, index and total ahead of its text, so
+        // only an unfragmented message has a single remainder as long as the message.
+        let fragmented = !matches!(remainders.as_slice(), [only] if only.len() == message.len());
+        let last = remainders.len().saturating_sub(1);
+        if path.is_ready() {
+            let server_hears = path.server_hears(from, &to);
+            for (index, remainder) in remainders.iter().enumerate() {
+                let forwarded = Payload::from(envelope::join(from, remainder));
+                let joined;
+                let server_message = match (server_hears && index == last, fragmented) {
+                    (false, _) => None,
+                    (true, false) => Some(forwarded.as_str()),
+                    (true, true) => {
+                        joined = envelope::join(from, &message);
+                        Some(joined.as_str())
+                    }
+                };
+                relay(
+                    path,
+                    from,
+                    &to,
+                    &forwarded,
+                    server_message,
+                    &mut self.conns,
+                    out,
+                );
+            }
+            return;
+        }
+        let conn = sender.conn;
+        let ttl = self.config.request_timeout.saturating_mul(10);
+        let for_server = to.is_empty() || to == SERVER_CLIENT_ID;
+        let coalesces = !fragmented && message_type == CONTENT_HASHES;
+        let to: Arc<str> = to.into();
+        let mut message = Some(message);
+        // A fragmented message whose earlier fragments were dropped never reaches the server.
+        let mut intact = true;
+        for (index, remainder) in remainders.into_iter().enumerate() {
+            let to_server = match (for_server && intact && index == last, fragmented) {
+                (false, _) => ToServer::Nothing,
+                (true, false) => ToServer::Remainder,
+                (true, true) => ToServer::Message(message.take().unwrap_or_default()),
+            };
+            let held = Held {
+                from: from.clone(),
+                conn,
+                to: to.clone(),
+                remainder,
+                to_server,
+                coalesces,
+            };
+            if path
+                .hold
+                .push(held, now, ttl, &mut self.sockets, &mut self.timers)
+                .is_err()
+            {
+                intact = false;
+                if let Some(state) = self.conns.get_mut(&conn) {
+                    state.overflow(Overflow::Server, out);
+                }
+            }
+        }
     }
 
     /// `conn` is gone, closed by either side: its clients leave their paths.
     pub fn close(&mut self, conn: ConnId, out: &mut impl Outbox) {
-        let _ = (conn, out);
-        todo!("router::Router::close")
+        let Some(state) = self.conns.remove(&conn) else {
+            return;
+        };
+        let client_id = &state.client_id;
+        match state.kind {
+            Kind::Legacy(mut legacy) => {
+                legacy.decoder.clear(&mut legacy.budget, &mut self.timers);
+                self.paths.leave(
+                    legacy.path,
+                    client_id,
+                    &mut self.sockets,
+                    &mut self.timers,
+                    out,
+                );
+            }
+            Kind::Multiplexed(mut mux) => {
+                mux.clear_decoders(&mut self.timers);
+                for channel in mux.channels.values() {
+                    self.paths.leave(
+                        channel.path,
+                        client_id,
+                        &mut self.sockets,
+                        &mut self.timers,
+                        out,
+                    );
+                }
+            }
+        }
     }
 
     /// The server client of `path` sends a message (`to_client_id` `None` for everyone).
@@ -111,51 +437,207 @@ impl Router {
         remainder: &str,
         out: &mut impl Outbox,
     ) {
-        let _ = (path, to_client_id, remainder, out);
-        todo!("router::Router::server_send")
+        let Some(path) = self.paths.get(path) else {
+            return;
+        };
+        // Each payload starts `to\n`, and is addressed, as any payload, up to its first newline.
+        let to = to_client_id.unwrap_or_default();
+        let to = to.split(envelope::SEPARATOR).next().unwrap_or(to);
+        let message_id = &mut self.config.message_id;
+        let payloads = fragment::payloads(
+            to_client_id,
+            remainder,
+            self.config.fragment_size,
+            message_id,
+        );
+        let server_hears = path.server_hears(SERVER_CLIENT_ID, to);
+        let last = payloads.len().saturating_sub(1);
+        for (index, mut payload) in payloads.into_iter().enumerate() {
+            // Readdressed from the server client in place, without a second buffer.
+            payload.replace_range(..to.len(), SERVER_CLIENT_ID);
+            let forwarded = Payload::from(payload);
+            let joined;
+            let server_message = match (server_hears && index == last, last == 0) {
+                (false, _) => None,
+                (true, true) => Some(forwarded.as_str()),
+                (true, false) => {
+                    joined = envelope::join(SERVER_CLIENT_ID, remainder);
+                    Some(joined.as_str())
+                }
+            };
+            relay(
+                path,
+                SERVER_CLIENT_ID,
+                to,
+                &forwarded,
+                server_message,
+                &mut self.conns,
+                out,
+            );
+        }
     }
 
     /// The host finished starting `path`: relay what was held, in order.
     pub fn path_ready(&mut self, path: PathKey, has_server_client: bool, out: &mut impl Outbox) {
-        let _ = (path, has_server_client, out);
-        todo!("router::Router::path_ready")
+        let Some(path) = self.paths.get_mut(path) else {
+            return;
+        };
+        if path.stopping || path.is_ready() {
+            return;
+        }
+        path.start = Start::Ready {
+            server_client: has_server_client,
+        };
+        for held in path.hold.take(&mut self.sockets, &mut self.timers) {
+            let forwarded = Payload::from(envelope::join(&held.from, &held.remainder));
+            let joined;
+            let server_message = match &held.to_server {
+                _ if !path.server_hears(&held.from, &held.to) => None,
+                ToServer::Nothing => None,
+                ToServer::Remainder => Some(forwarded.as_str()),
+                ToServer::Message(message) => {
+                    joined = envelope::join(&held.from, message);
+                    Some(joined.as_str())
+                }
+            };
+            relay(
+                path,
+                &held.from,
+                &held.to,
+                &forwarded,
+                server_message,
+                &mut self.conns,
+                out,
+            );
+        }
     }
 
     /// Starting `path` failed (already reported by the host): its clients leave the path.
-    pub fn path_failed(&mut self, path: PathKey, out: &mut impl Outbox) {
-        let _ = (path, out);
-        todo!("router::Router::path_failed")
+    pub fn path_failed(&mut self, key: PathKey, out: &mut impl Outbox) {
+        let Some(path) = self.paths.get(key) else {
+            return;
+        };
+        if path.stopping || path.is_ready() {
+            return;
+        }
+        let clients: Vec<(Arc<str>, Client)> = path
+            .clients
+            .iter()
+            .map(|(id, client)| (id.clone(), client.clone()))
+            .collect();
+        for (client_id, client) in clients {
+            let left = self
+                .paths
+                .leave(key, &client_id, &mut self.sockets, &mut self.timers, out);
+            let Some(channel) = client.channel else {
+                continue;
+            };
+            // TinyBase unsubscribes the channel once the client has left, which includes the
+            // teardown when it was the last one.
+            match (left, self.paths.get_mut(key)) {
+                (Leave::Stopping, Some(path)) => path.waiters.push(Waiter {
+                    conn: client.conn,
+                    failed: Some(channel),
+                }),
+                _ => self.drop_failed_channel(client.conn, &channel),
+            }
+        }
+    }
+
+    /// Unsubscribes a channel whose path failed to start, unless the client unsubscribed it
+    /// (and so released it) meanwhile.
+    fn drop_failed_channel(&mut self, conn: ConnId, channel: &ChannelRef) {
+        let Some(Conn {
+            kind: Kind::Multiplexed(mux),
+            ..
+        }) = self.conns.get_mut(&conn)
+        else {
+            return;
+        };
+        if mux
+            .channels
+            .get(&channel.id)
+            .is_some_and(|current| current.serial == channel.serial)
+        {
+            if let Some(mut dropped) = mux.channels.shift_remove(&channel.id) {
+                dropped.decoder.clear(&mut mux.budget, &mut self.timers);
+                mux.resources -= 1;
+            }
+        }
     }
 
     /// The host finished tearing `path` down.
     pub fn path_stopped(&mut self, path: PathKey, out: &mut impl Outbox) {
-        let _ = (path, out);
-        todo!("router::Router::path_stopped")
+        for waiter in self.paths.stopped(path, out) {
+            match &waiter.failed {
+                Some(channel) => self.drop_failed_channel(waiter.conn, channel),
+                None => {
+                    if let Some(Conn {
+                        kind: Kind::Multiplexed(mux),
+                        ..
+                    }) = self.conns.get_mut(&waiter.conn)
+                    {
+                        mux.resources -= 1;
+                    }
+                }
+            }
+        }
     }
 
     /// Expires fragment groups and held messages due by `now`.
     pub fn expire(&mut self, now: Instant, out: &mut impl Outbox) {
-        let _ = (now, out);
-        todo!("router::Router::expire")
+        for timer in self.timers.take_due(now) {
+            match timer {
+                Timer::Fragments { conn, channel } => {
+                    let Some(state) = self.conns.get_mut(&conn) else {
+                        continue;
+                    };
+                    match (&mut state.kind, channel) {
+                        (Kind::Legacy(legacy), None) => {
+                            legacy
+                                .decoder
+                                .expire(now, &mut legacy.budget, &mut self.timers)
+                        }
+                        (Kind::Multiplexed(mux), Some(channel_id)) => {
+                            if let Some(channel) = mux.channels.get_mut(&channel_id) {
+                                channel
+                                    .decoder
+                                    .expire(now, &mut mux.budget, &mut self.timers);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                Timer::Hold(key) => {
+                    let Some(path) = self.paths.get_mut(key) else {
+                        continue;
+                    };
+                    for conn in path.hold.expire(&mut self.sockets, &mut self.timers) {
+                        if let Some(state) = self.conns.get_mut(&conn) {
+                            state.overflow(Overflow::Server, out);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// The next time [`Router::expire`] has something to do.
     pub fn next_deadline(&self) -> Option<Instant> {
-        todo!("router::Router::next_deadline")
+        self.timers.next()
     }
 
     /// Path ids in the order the paths appeared.
     pub fn path_ids(&self) -> Vec<String> {
-        todo!("router::Router::path_ids")
+        self.paths.ids()
     }
 
     /// Client ids of a path in the order they joined; empty for an unknown path.
     pub fn client_ids(&self, path_id: &str) -> Vec<String> {
-        let _ = path_id;
-        todo!("router::Router::client_ids")
+        self.paths.client_ids(path_id)
     }
 
     pub fn stats(&self) -> Stats {
-        todo!("router::Router::stats")
+        self.paths.stats()
     }
 }

@@ -1,0 +1,257 @@
+//! Paths and their generations: which clients are on each, in join order, and how a generation
+//! starts, stops and is replaced, as TinyBase's `createPath`, `addClientToPath`,
+//! `delClientFromPath` and `stopPath` keep them.
+
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+
+use super::hold::{Hold, SocketHolds};
+use super::ids::IdMap;
+use super::timers::Timers;
+use super::{ConnId, Outbox, PathKey, Stats};
+use crate::protocol::limits::SERVER_CLIENT_ID;
+
+/// One channel subscription of a multiplexed socket; the serial tells a re-subscription apart.
+#[derive(Debug, Clone)]
+pub(super) struct ChannelRef {
+    pub(super) id: Arc<str>,
+    pub(super) serial: u64,
+}
+
+/// Where a path's client is reached.
+#[derive(Debug, Clone)]
+pub(super) struct Client {
+    pub(super) conn: ConnId,
+    /// The channel to wrap payloads for, on a multiplexed socket.
+    pub(super) channel: Option<ChannelRef>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Start {
+    /// The host is starting the server client: messages from clients are held.
+    Pending,
+    Ready {
+        server_client: bool,
+    },
+}
+
+/// A multiplexed channel whose bookkeeping waits until this generation finishes stopping.
+#[derive(Debug)]
+pub(super) struct Waiter {
+    pub(super) conn: ConnId,
+    /// `None`: an unsubscribed channel still counting as a resource. `Some`: a channel whose
+    /// path failed to start, still subscribed until then.
+    pub(super) failed: Option<ChannelRef>,
+}
+
+/// One generation of a path.
+#[derive(Debug)]
+pub(super) struct Path {
+    pub(super) key: PathKey,
+    pub(super) id: Arc<str>,
+    pub(super) clients: IndexMap<Arc<str>, Client>,
+    pub(super) start: Start,
+    /// Its last client left and the host is tearing it down; a new client starts a new
+    /// generation instead of joining this one.
+    pub(super) stopping: bool,
+    pub(super) hold: Hold,
+    pub(super) waiters: Vec<Waiter>,
+}
+
+impl Path {
+    pub(super) fn is_ready(&self) -> bool {
+        matches!(self.start, Start::Ready { .. })
+    }
+
+    /// Whether a message from `from` to `to` also goes to the server client.
+    pub(super) fn server_hears(&self, from: &str, to: &str) -> bool {
+        self.start
+            == (Start::Ready {
+                server_client: true,
+            })
+            && (to == SERVER_CLIENT_ID || (to.is_empty() && from != SERVER_CLIENT_ID))
+    }
+}
+
+/// What a client leaving a generation did to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Leave {
+    /// The client was not on it (any more).
+    NotMember,
+    /// The client left; the path carries on, or stopped at once.
+    Left,
+    /// The client was the last one: the host is tearing the generation down.
+    Stopping,
+}
+
+#[derive(Debug)]
+pub(super) struct Paths {
+    has_factory: bool,
+    /// The current generation of each path id, in the order the ids appeared.
+    by_id: IndexMap<Arc<str>, PathKey>,
+    /// Current generations, and replaced ones that are still stopping.
+    generations: IdMap<PathKey, Path>,
+    next_key: u64,
+    /// Clients across all generations (stopping ones have none).
+    clients: usize,
+}
+
+impl Paths {
+    pub(super) fn new(has_factory: bool) -> Self {
+        Paths {
+            has_factory,
+            by_id: IndexMap::new(),
+            generations: IdMap::default(),
+            next_key: 0,
+            clients: 0,
+        }
+    }
+
+    pub(super) fn get(&self, key: PathKey) -> Option<&Path> {
+        self.generations.get(&key)
+    }
+
+    pub(super) fn get_mut(&mut self, key: PathKey) -> Option<&mut Path> {
+        self.generations.get_mut(&key)
+    }
+
+    /// Adds a client to the current generation of `path_id`, starting a generation if there is
+    /// none or the current one is stopping.
+    pub(super) fn join(
+        &mut self,
+        path_id: &str,
+        client_id: &Arc<str>,
+        client: Client,
+        out: &mut impl Outbox,
+    ) -> PathKey {
+        let key = match self.by_id.get_key_value(path_id) {
+            Some((_, key)) if !self.generations[key].stopping => *key,
+            Some((id, _)) => {
+                let id = id.clone();
+                self.create(id, true, out)
+            }
+            None => self.create(path_id.into(), false, out),
+        };
+        let path = self
+            .generations
+            .get_mut(&key)
+            .expect("joined generation exists");
+        if path.clients.insert(client_id.clone(), client).is_none() {
+            self.clients += 1;
+        }
+        out.client_ids(path_id, client_id, 1);
+        key
+    }
+
+    fn create(&mut self, id: Arc<str>, replacing: bool, out: &mut impl Outbox) -> PathKey {
+        let key = PathKey(self.next_key);
+        self.next_key += 1;
+        // Replacing keeps the id's place in the order, as a JS `Map` does.
+        self.by_id.insert(id.clone(), key);
+        if !replacing {
+            out.path_ids(&id, 1);
+        }
+        let start = if self.has_factory {
+            out.start_path(key, &id);
+            Start::Pending
+        } else {
+            Start::Ready {
+                server_client: false,
+            }
+        };
+        self.generations.insert(
+            key,
+            Path {
+                key,
+                id,
+                clients: IndexMap::new(),
+                start,
+                stopping: false,
+                hold: Hold::new(key),
+                waiters: Vec::new(),
+            },
+        );
+        key
+    }
+
+    /// Removes a client from a generation, dropping what it held there, and stops the
+    /// generation if it was the last client.
+    pub(super) fn leave(
+        &mut self,
+        key: PathKey,
+        client_id: &str,
+        sockets: &mut SocketHolds,
+        timers: &mut Timers,
+        out: &mut impl Outbox,
+    ) -> Leave {
+        let Some(path) = self.generations.get_mut(&key) else {
+            return Leave::NotMember;
+        };
+        if !path.clients.contains_key(client_id) {
+            return Leave::NotMember;
+        }
+        path.hold.drop_client(client_id, sockets, timers);
+        path.clients.shift_remove(client_id);
+        self.clients -= 1;
+        out.client_ids(&path.id, client_id, -1);
+        if !path.clients.is_empty() {
+            return Leave::Left;
+        }
+        path.hold.take(sockets, timers);
+        if self.has_factory {
+            path.stopping = true;
+            out.stop_path(key);
+            Leave::Stopping
+        } else {
+            self.remove(key, out);
+            Leave::Left
+        }
+    }
+
+    /// The host finished tearing a stopping generation down: forgets it and returns the
+    /// channels that waited for it.
+    pub(super) fn stopped(&mut self, key: PathKey, out: &mut impl Outbox) -> Vec<Waiter> {
+        if self.generations.get(&key).is_some_and(|path| path.stopping) {
+            self.remove(key, out).waiters
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn remove(&mut self, key: PathKey, out: &mut impl Outbox) -> Path {
+        let path = self
+            .generations
+            .remove(&key)
+            .expect("removed generation exists");
+        if self.by_id.get(&path.id) == Some(&key) {
+            self.by_id.shift_remove(&path.id);
+            out.path_ids(&path.id, -1);
+        }
+        path
+    }
+
+    pub(super) fn ids(&self) -> Vec<String> {
+        self.by_id.keys().map(|id| id.to_string()).collect()
+    }
+
+    pub(super) fn client_ids(&self, path_id: &str) -> Vec<String> {
+        self.by_id
+            .get(path_id)
+            .map(|key| {
+                self.generations[key]
+                    .clients
+                    .keys()
+                    .map(|id| id.to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub(super) fn stats(&self) -> Stats {
+        Stats {
+            paths: self.by_id.len(),
+            clients: self.clients,
+        }
+    }
+}
