@@ -1,0 +1,266 @@
+// createWsServer: TinyBase's WebSocket sync server API over the native relay. This wrapper wires
+// the user's WebSocketServer to the native hub, runs what must be JS (listeners, persisters, the
+// per-path server client) and owns nothing else.
+
+import {createRequire} from 'node:module';
+import {becomeFacade} from './lib/facade.js';
+import {createListeners} from './lib/listeners.js';
+import {createServerClients} from './lib/server-client.js';
+import {detach, release, takeoverFd} from './lib/takeover.js';
+
+const {NativeServer} = createRequire(import.meta.url)('./lib/native.cjs');
+
+const PATH_REGEX = /\/([^?]*)/;
+const MULTIPLEX_PROTOCOL = 'tinybase';
+const MAX_PAYLOAD_BYTES = 16777216;
+const OVERFLOW_CLOSE_CODE = 1013;
+const DEFAULT_HEARTBEAT_SECONDS = 30;
+const DEFAULT_HEARTBEAT_MISSES = 2;
+
+const listen = (emitter, event, listener) => {
+  emitter.on(event, listener);
+  return () => emitter.off(event, listener);
+};
+
+/**
+ * Creates a WsServer that synchronizes TinyBase clients connected to `webSocketServer`, exactly as
+ * TinyBase's own `createWsServer` does. The optional last argument tunes the native plane:
+ * `{heartbeatSeconds = 30, heartbeatMisses = 2}` (a heartbeat of 0 turns it off).
+ */
+export const createWsServer = (
+  webSocketServer,
+  createPersisterForPath,
+  onIgnoredError,
+  requestTimeoutSeconds = 1,
+  fragmentSize,
+  {
+    heartbeatSeconds = DEFAULT_HEARTBEAT_SECONDS,
+    heartbeatMisses = DEFAULT_HEARTBEAT_MISSES,
+  } = {},
+) => {
+  let destroying;
+  let nextConn = 1;
+  // conn -> {webSocket, facade} for taken-over sockets, {webSocket} for JS-plane ones
+  const conns = new Map();
+  const webSockets = new Set();
+  const removers = [];
+
+  const handleError = (error) => {
+    try {
+      onIgnoredError?.(error);
+    } catch {
+      // An error handler that throws has nowhere left to report to.
+    }
+  };
+
+  const listeners = createListeners(() => wsServer, handleError);
+
+  // Events are applied strictly in the order the hub produced them, even when applying one (a
+  // listener, a persister) leads to more.
+  const queue = [];
+  let applying = false;
+  const apply = (events) => {
+    queue.push(...events);
+    if (applying) {
+      return;
+    }
+    applying = true;
+    try {
+      for (let event; (event = queue.shift()) !== undefined;) {
+        handleEvent(event);
+      }
+    } finally {
+      applying = false;
+    }
+  };
+
+  const native = new NativeServer(
+    {
+      requestTimeoutSeconds,
+      fragmentSize: fragmentSize ?? undefined,
+      hasFactory: typeof createPersisterForPath == 'function',
+      heartbeatIntervalMs: heartbeatSeconds * 1000,
+      heartbeatMisses,
+    },
+    () => apply(native.drain()),
+  );
+
+  const serverClients = createServerClients({
+    native,
+    apply,
+    createPersisterForPath,
+    handleError,
+    requestTimeoutSeconds,
+  });
+
+  // TinyBase's sendToClient, for sockets that stay in JS: the backlog limit needs bufferedAmount.
+  const sendJs = (webSocket, payload) => {
+    const size = Buffer.byteLength(payload, 'utf8');
+    if (
+      size > MAX_PAYLOAD_BYTES ||
+      (webSocket.bufferedAmount ?? 0) + size > MAX_PAYLOAD_BYTES
+    ) {
+      if (webSocket.readyState == webSocket.OPEN) {
+        const error = new Error('tinybase:15:socket');
+        try {
+          handleError(error);
+        } finally {
+          webSocket.close(OVERFLOW_CLOSE_CODE, error.message);
+        }
+      }
+    } else if (webSocket.readyState == webSocket.OPEN) {
+      webSocket.send(payload);
+    }
+  };
+
+  const handlers = {
+    clientIds: ({pathId, clientId, change}) =>
+      listeners.callClientIdsListeners(pathId, clientId, change),
+    pathIds: ({pathId, change}) =>
+      listeners.callPathIdsListeners(pathId, change),
+    startPath: ({path, pathId}) => serverClients.start(path, pathId),
+    stopPath: ({path}) => serverClients.stop(path),
+    toServer: ({path, text}) => serverClients.receive(path, text),
+    error: ({text}) => handleError(new Error(text)),
+    send: ({conn, text}) => {
+      const webSocket = conns.get(conn)?.webSocket;
+      if (webSocket !== undefined) {
+        sendJs(webSocket, text);
+      }
+    },
+    close: ({conn, code, text}) => conns.get(conn)?.webSocket.close(code, text),
+    closed: ({conn, code, text}) => {
+      const facade = conns.get(conn)?.facade;
+      conns.delete(conn);
+      facade?.closed(code, text);
+    },
+    message: ({conn, text}) => conns.get(conn)?.facade?.message(text),
+  };
+  const handleEvent = (event) => handlers[event.kind](event);
+
+  const addWebSocketListener = (webSocket, event, listener) =>
+    removers.push(listen(webSocket, event, listener));
+
+  const openNative = (webSocket, conn, fd, pathId, clientId, multiplexed) => {
+    const head = detach(webSocket);
+    const events = native.adopt(conn, fd, head, {pathId, clientId, multiplexed});
+    conns.set(conn, {
+      webSocket,
+      facade: becomeFacade(webSocket, conn, native),
+    });
+    release(webSocket);
+    apply(events);
+  };
+
+  const openJs = (webSocket, conn, pathId, clientId, multiplexed) => {
+    conns.set(conn, {webSocket});
+    addWebSocketListener(webSocket, 'message', (data) =>
+      apply(native.receiveJs(conn, data.toString('utf8'))),
+    );
+    addWebSocketListener(webSocket, 'close', () => {
+      conns.delete(conn);
+      apply(native.closeJs(conn));
+    });
+    apply(native.openJs(conn, {pathId, clientId, multiplexed}));
+  };
+
+  const onConnection = (webSocket, request) => {
+    webSockets.add(webSocket);
+    addWebSocketListener(webSocket, 'error', handleError);
+    addWebSocketListener(webSocket, 'close', () =>
+      webSockets.delete(webSocket),
+    );
+    if (destroying) {
+      webSocket.close();
+      return;
+    }
+    const pathId = request?.url?.match?.(PATH_REGEX)?.[1];
+    const clientId = request?.headers?.['sec-websocket-key'];
+    if (pathId === undefined || clientId === undefined) {
+      return;
+    }
+    const multiplexed = webSocket.protocol == MULTIPLEX_PROTOCOL;
+    const conn = nextConn++;
+    const fd = takeoverFd(webSocket, request);
+    if (fd === undefined) {
+      openJs(webSocket, conn, pathId, clientId, multiplexed);
+    } else {
+      openNative(webSocket, conn, fd, pathId, clientId, multiplexed);
+    }
+  };
+
+  removers.push(listen(webSocketServer, 'error', handleError));
+  const removeConnectionListener = listen(
+    webSocketServer,
+    'connection',
+    onConnection,
+  );
+
+  const closeWebSocket = (webSocket) =>
+    new Promise((resolve, reject) => {
+      if (webSocket.readyState == webSocket.CLOSED) {
+        resolve();
+        return;
+      }
+      const removeCloseListener = listen(webSocket, 'close', () => {
+        removeCloseListener();
+        resolve();
+      });
+      try {
+        webSocket.close();
+      } catch (error) {
+        removeCloseListener();
+        reject(error);
+      }
+    });
+
+  // The server's own close error wins over any socket's, as in TinyBase.
+  const closeWebSocketServer = async () => {
+    const results = await Promise.allSettled([
+      new Promise((resolve, reject) =>
+        webSocketServer.close((error) => (error ? reject(error) : resolve())),
+      ),
+      ...[...webSockets].map(closeWebSocket),
+    ]);
+    const failure = results.find(({status}) => status == 'rejected');
+    if (failure) {
+      throw failure.reason;
+    }
+  };
+
+  const destroy = () =>
+    (destroying ??= (async () => {
+      removeConnectionListener();
+      try {
+        await closeWebSocketServer();
+      } finally {
+        await serverClients.settled();
+        for (const remove of removers) {
+          remove();
+        }
+        conns.clear();
+        webSockets.clear();
+        native.shutdown();
+      }
+    })());
+
+  const wsServer = Object.freeze({
+    getWebSocketServer: () => webSocketServer,
+    getPathIds: () => native.pathIds(),
+    getClientIds: (pathId) =>
+      typeof pathId == 'string' ? native.clientIds(pathId) : [],
+    addPathIdsListener: (listener) => listeners.addPathIdsListener(listener),
+    addClientIdsListener: (pathId, listener) =>
+      listeners.addClientIdsListener(pathId, listener),
+    delListener: (listenerId) => {
+      listeners.delListener(listenerId);
+      return wsServer;
+    },
+    getStats: () => {
+      const {paths, clients} = native.stats();
+      return {paths, clients};
+    },
+    destroy,
+  });
+  return wsServer;
+};

@@ -1,0 +1,405 @@
+//! The whole N-API surface: `NativeServer`, which the JS wrapper drives. It converts arguments and
+//! events and forwards to the hub; it decides nothing.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use connection_plane::{Heartbeat, Plane, Settings};
+use napi::bindgen_prelude::{Buffer, Function};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{CleanupEnvHook, Env, Error, Result, Status};
+use napi_derive::napi;
+use sync_core::protocol::fragment::unique_id;
+use sync_core::router::{Config, ConnId, PathKey, Router};
+
+use crate::event::Event;
+use crate::hub::Hub;
+
+/// How `createWsServer` was called, as far as the native side needs to know.
+#[napi(object)]
+pub struct ServerOptions {
+    /// `requestTimeoutSeconds`: fragment groups expire after it, startup holds after ten times it.
+    pub request_timeout_seconds: f64,
+    /// `fragmentSize` for the server clients' outbound messages.
+    pub fragment_size: Option<f64>,
+    /// Whether `createPersisterForPath` was given.
+    pub has_factory: bool,
+    /// Milliseconds between pings to an idle native socket; 0 turns the heartbeat off.
+    pub heartbeat_interval_ms: f64,
+    /// Pongs a native socket may miss in a row before it is dropped.
+    pub heartbeat_misses: u32,
+}
+
+/// One event for the JS side; `kind` says which fields are set.
+#[napi(object)]
+pub struct HubEvent {
+    pub kind: String,
+    pub conn: Option<i64>,
+    pub path: Option<i64>,
+    pub path_id: Option<String>,
+    pub client_id: Option<String>,
+    pub change: Option<i32>,
+    pub code: Option<u32>,
+    /// The payload, reason, error message or message data.
+    pub text: Option<String>,
+}
+
+/// A connection `ws` accepted: the path it asked for and its client id (`sec-websocket-key`).
+#[napi(object)]
+pub struct Accepted {
+    pub path_id: String,
+    pub client_id: String,
+    /// Whether it negotiated the `tinybase` subprotocol (multiplexed channels).
+    pub multiplexed: bool,
+}
+
+#[napi(object)]
+pub struct ServerStats {
+    pub paths: u32,
+    pub clients: u32,
+}
+
+type Wake = ThreadsafeFunction<(), (), (), Status, false, true>;
+
+/// The native half of one `createWsServer`.
+#[napi]
+pub struct NativeServer {
+    hub: Arc<Hub>,
+    /// Referenced (keeping Node alive) exactly while native sockets are open, as open `ws`
+    /// sockets would.
+    wake: Arc<Mutex<Wake>>,
+    open_native: u32,
+    cleanup: Option<CleanupEnvHook<Arc<Hub>>>,
+}
+
+#[napi]
+impl NativeServer {
+    /// `wake` is called, with no arguments, whenever events are waiting for `drain()`.
+    #[napi(constructor, catch_unwind)]
+    pub fn new(env: Env, options: ServerOptions, wake: Function<(), ()>) -> Result<Self> {
+        let wake: Wake = wake
+            .build_threadsafe_function()
+            .callee_handled::<false>()
+            .weak::<true>()
+            .build()?;
+        let wake = Arc::new(Mutex::new(wake));
+        let request_timeout = Duration::try_from_secs_f64(options.request_timeout_seconds.max(0.0))
+            .map_err(|error| Error::new(Status::InvalidArg, error.to_string()))?;
+        let router = Router::new(Config {
+            request_timeout,
+            fragment_size: options.fragment_size,
+            has_factory: options.has_factory,
+            message_id: Box::new(|| unique_id(rand::random())),
+        });
+        let heartbeat = (options.heartbeat_interval_ms > 0.0).then(|| Heartbeat {
+            interval: Duration::from_secs_f64(options.heartbeat_interval_ms / 1000.0),
+            allowed_misses: options.heartbeat_misses,
+        });
+        let plane = Plane::new(Settings {
+            heartbeat,
+            ..Settings::default()
+        })
+        .map_err(|error| Error::from_reason(format!("cannot start the native plane: {error}")))?;
+        let waker = wake.clone();
+        let hub = Hub::new(
+            router,
+            plane,
+            Box::new(move || {
+                if let Ok(wake) = waker.lock() {
+                    wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+                }
+            }),
+        );
+        // A worker thread or process that ends without destroy() must still stop the plane.
+        let cleanup = env.add_env_cleanup_hook(hub.clone(), |hub| hub.shutdown())?;
+        Ok(NativeServer {
+            hub,
+            wake,
+            open_native: 0,
+            cleanup: Some(cleanup),
+        })
+    }
+
+    /// Takes over an upgraded plain TCP socket: `fd` is Node's (the plane works on a duplicate),
+    /// `head` the bytes Node had already read from it.
+    #[napi(catch_unwind)]
+    pub fn adopt(
+        &mut self,
+        env: Env,
+        conn: i64,
+        fd: i32,
+        head: Buffer,
+        accepted: Accepted,
+    ) -> Result<Vec<HubEvent>> {
+        #[cfg(unix)]
+        {
+            let events = self
+                .hub
+                .adopt(
+                    conn_id(conn),
+                    fd,
+                    head.to_vec(),
+                    &accepted.path_id,
+                    &accepted.client_id,
+                    accepted.multiplexed,
+                )
+                .map_err(|error| {
+                    Error::from_reason(format!("cannot take the socket over: {error}"))
+                })?;
+            self.native_opened(&env)?;
+            Ok(to_js(events))
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (env, conn, fd, head, accepted);
+            Err(Error::from_reason(
+                "socket takeover needs a Unix file descriptor",
+            ))
+        }
+    }
+
+    /// Registers a socket that stays in JS.
+    #[napi(catch_unwind)]
+    pub fn open_js(&self, conn: i64, accepted: Accepted) -> Vec<HubEvent> {
+        to_js(self.hub.open_js(
+            conn_id(conn),
+            &accepted.path_id,
+            &accepted.client_id,
+            accepted.multiplexed,
+        ))
+    }
+
+    /// A payload arrived on a JS-plane socket.
+    #[napi(catch_unwind)]
+    pub fn receive_js(&self, conn: i64, payload: String) -> Vec<HubEvent> {
+        to_js(self.hub.receive_js(conn_id(conn), &payload))
+    }
+
+    /// A JS-plane socket closed.
+    #[napi(catch_unwind)]
+    pub fn close_js(&self, conn: i64) -> Vec<HubEvent> {
+        to_js(self.hub.close_js(conn_id(conn)))
+    }
+
+    /// The server client of `path` sends `remainder` to `to_client_id` (null: everyone).
+    #[napi(catch_unwind)]
+    pub fn server_send(
+        &self,
+        path: i64,
+        to_client_id: Option<String>,
+        remainder: String,
+    ) -> Vec<HubEvent> {
+        to_js(
+            self.hub
+                .server_send(path_key(path), to_client_id.as_deref(), &remainder),
+        )
+    }
+
+    #[napi(catch_unwind)]
+    pub fn path_ready(&self, path: i64, has_server_client: bool) -> Vec<HubEvent> {
+        to_js(self.hub.path_ready(path_key(path), has_server_client))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn path_failed(&self, path: i64) -> Vec<HubEvent> {
+        to_js(self.hub.path_failed(path_key(path)))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn path_stopped(&self, path: i64) -> Vec<HubEvent> {
+        to_js(self.hub.path_stopped(path_key(path)))
+    }
+
+    /// Events queued by the native plane since the last call.
+    #[napi(catch_unwind)]
+    pub fn drain(&mut self, env: Env) -> Result<Vec<HubEvent>> {
+        let events = self.hub.drain();
+        let closed = events
+            .iter()
+            .filter(|event| matches!(event, Event::Closed { .. }))
+            .count() as u32;
+        if closed > 0 {
+            self.open_native = self.open_native.saturating_sub(closed);
+            if self.open_native == 0 {
+                #[allow(deprecated)] // napi 3 has no other way to unref a live function
+                lock_wake(&self.wake).unref(&env)?;
+            }
+        }
+        Ok(to_js(events))
+    }
+
+    /// Sends a text frame on a native socket (its facade's `send`). False if it is gone.
+    #[napi(catch_unwind)]
+    pub fn send_native(&self, conn: i64, data: String) -> bool {
+        self.hub
+            .native(conn_id(conn), |connection| {
+                // Over the backlog limit a facade send is dropped, as ws would buffer without end.
+                connection.send(data.into()).is_ok()
+            })
+            .unwrap_or(false)
+    }
+
+    /// Starts the close handshake on a native socket.
+    #[napi(catch_unwind)]
+    pub fn close_native(&self, conn: i64, code: u32, reason: String) {
+        let code = u16::try_from(code).unwrap_or(1000);
+        self.hub
+            .native(conn_id(conn), |connection| connection.close(code, &reason));
+    }
+
+    /// Drops a native socket at once.
+    #[napi(catch_unwind)]
+    pub fn terminate_native(&self, conn: i64) {
+        self.hub
+            .native(conn_id(conn), |connection| connection.terminate());
+    }
+
+    /// Bytes queued on a native socket and not yet written.
+    #[napi(catch_unwind)]
+    pub fn buffered_amount(&self, conn: i64) -> u32 {
+        self.hub
+            .native(conn_id(conn), |connection| connection.buffered_amount())
+            .map_or(0, |amount| u32::try_from(amount).unwrap_or(u32::MAX))
+    }
+
+    /// Mirrors a native socket's inbound messages to JS (its facade has `'message'` listeners).
+    #[napi(catch_unwind)]
+    pub fn set_mirrored(&self, conn: i64, mirrored: bool) {
+        self.hub.set_mirrored(conn_id(conn), mirrored);
+    }
+
+    #[napi(catch_unwind)]
+    pub fn path_ids(&self) -> Vec<String> {
+        self.hub.path_ids()
+    }
+
+    #[napi(catch_unwind)]
+    pub fn client_ids(&self, path_id: String) -> Vec<String> {
+        self.hub.client_ids(&path_id)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn stats(&self) -> ServerStats {
+        let stats = self.hub.stats();
+        ServerStats {
+            paths: u32::try_from(stats.paths).unwrap_or(u32::MAX),
+            clients: u32::try_from(stats.clients).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Stops the native plane; every native socket still open is dropped. Idempotent.
+    #[napi(catch_unwind)]
+    pub fn shutdown(&mut self, env: Env) -> Result<()> {
+        self.hub.shutdown();
+        if let Some(cleanup) = self.cleanup.take() {
+            env.remove_env_cleanup_hook(cleanup)?;
+        }
+        #[allow(deprecated)] // napi 3 has no other way to unref a live function
+        lock_wake(&self.wake).unref(&env)
+    }
+}
+
+impl NativeServer {
+    fn native_opened(&mut self, env: &Env) -> Result<()> {
+        self.open_native += 1;
+        if self.open_native == 1 {
+            #[allow(deprecated)] // napi 3 has no other way to ref a live function
+            lock_wake(&self.wake).refer(env)?;
+        }
+        Ok(())
+    }
+}
+
+fn lock_wake(wake: &Mutex<Wake>) -> std::sync::MutexGuard<'_, Wake> {
+    wake.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+// JS numbers carry ids exactly up to 2^53, far beyond what one process allocates.
+fn conn_id(conn: i64) -> ConnId {
+    ConnId(conn as u64)
+}
+
+fn path_key(path: i64) -> PathKey {
+    PathKey(path as u64)
+}
+
+fn to_js(events: Vec<Event>) -> Vec<HubEvent> {
+    events.into_iter().map(HubEvent::from).collect()
+}
+
+impl HubEvent {
+    fn new(kind: &str) -> HubEvent {
+        HubEvent {
+            kind: kind.to_owned(),
+            conn: None,
+            path: None,
+            path_id: None,
+            client_id: None,
+            change: None,
+            code: None,
+            text: None,
+        }
+    }
+}
+
+impl From<Event> for HubEvent {
+    fn from(event: Event) -> HubEvent {
+        match event {
+            Event::ClientIds {
+                path_id,
+                client_id,
+                change,
+            } => HubEvent {
+                path_id: Some(path_id),
+                client_id: Some(client_id),
+                change: Some(change.into()),
+                ..HubEvent::new("clientIds")
+            },
+            Event::PathIds { path_id, change } => HubEvent {
+                path_id: Some(path_id),
+                change: Some(change.into()),
+                ..HubEvent::new("pathIds")
+            },
+            Event::StartPath { path, path_id } => HubEvent {
+                path: Some(path.0 as i64),
+                path_id: Some(path_id),
+                ..HubEvent::new("startPath")
+            },
+            Event::StopPath { path } => HubEvent {
+                path: Some(path.0 as i64),
+                ..HubEvent::new("stopPath")
+            },
+            Event::ToServer { path, payload } => HubEvent {
+                path: Some(path.0 as i64),
+                text: Some(payload),
+                ..HubEvent::new("toServer")
+            },
+            Event::Error { message } => HubEvent {
+                text: Some(message),
+                ..HubEvent::new("error")
+            },
+            Event::Send { conn, payload } => HubEvent {
+                conn: Some(conn.0 as i64),
+                text: Some(payload.as_str().to_owned()),
+                ..HubEvent::new("send")
+            },
+            Event::Close { conn, code, reason } => HubEvent {
+                conn: Some(conn.0 as i64),
+                code: Some(code.into()),
+                text: Some(reason),
+                ..HubEvent::new("close")
+            },
+            Event::Closed { conn, code, reason } => HubEvent {
+                conn: Some(conn.0 as i64),
+                code: Some(code.into()),
+                text: Some(reason),
+                ..HubEvent::new("closed")
+            },
+            Event::Message { conn, data } => HubEvent {
+                conn: Some(conn.0 as i64),
+                text: Some(data),
+                ..HubEvent::new("message")
+            },
+        }
+    }
+}

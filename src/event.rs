@@ -1,0 +1,39 @@
+//! What the hub tells the JS side: everything that needs a JS callback, a JS-plane socket or the
+//! user's listeners, in the order it happened.
+
+use sync_core::router::{ConnId, PathKey, Payload};
+
+pub enum Event {
+    /// A client joined (`1`) or left (`-1`) a path: the user's client id listeners.
+    ClientIds {
+        path_id: String,
+        client_id: String,
+        change: i8,
+    },
+    /// A path appeared or finished stopping: the user's path id listeners.
+    PathIds { path_id: String, change: i8 },
+    /// Create, start and attach the server client of a new path generation.
+    StartPath { path: PathKey, path_id: String },
+    /// Tear down the server client of a path generation that lost its last client.
+    StopPath { path: PathKey },
+    /// A whole message for a path's server client, `fromClientId\nmessage`.
+    ToServer { path: PathKey, payload: String },
+    /// An error for `onIgnoredError`.
+    Error { message: String },
+    /// Send a payload on a JS-plane socket.
+    Send { conn: ConnId, payload: Payload },
+    /// Close a JS-plane socket.
+    Close {
+        conn: ConnId,
+        code: u16,
+        reason: String,
+    },
+    /// A native socket closed: its facade emits `'close'`.
+    Closed {
+        conn: ConnId,
+        code: u16,
+        reason: String,
+    },
+    /// A message arrived on a native socket whose facade has `'message'` listeners.
+    Message { conn: ConnId, data: String },
+}

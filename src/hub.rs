@@ -1,0 +1,364 @@
+//! The hub joins the router to both connection planes. Native sockets reach it from the plane's
+//! tokio threads; JS-plane sockets, the server clients and connection intake reach it from the JS
+//! thread. One lock guards the router, so every path sees its messages in one order.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Instant;
+
+use connection_plane::{Connection, Inbound, Plane};
+use sync_core::protocol::error::{Overflow, SyncError};
+use sync_core::router::{Backpressure, ConnId, Outbox, PathKey, Payload, Router, Stats};
+use tokio::sync::Notify;
+
+use crate::event::Event;
+
+/// Where a connection's frames go.
+enum Conn {
+    /// Taken over: the native plane writes to it.
+    Native(Connection),
+    /// Still a `ws` socket in JS: its frames travel as events.
+    Js,
+}
+
+struct State {
+    router: Router,
+    conns: HashMap<ConnId, Conn>,
+    /// Native sockets whose facade has `'message'` listeners.
+    mirrored: HashSet<ConnId>,
+    events: Vec<Event>,
+    /// The deadline the expiry timer is sleeping towards.
+    armed: Option<Instant>,
+}
+
+/// The router's effects, carried out while the hub's lock is held.
+struct Effects<'a> {
+    conns: &'a mut HashMap<ConnId, Conn>,
+    mirrored: &'a mut HashSet<ConnId>,
+    events: &'a mut Vec<Event>,
+}
+
+impl Outbox for Effects<'_> {
+    fn send(&mut self, conn: ConnId, payload: &Payload) -> Result<(), Backpressure> {
+        match self.conns.get(&conn) {
+            Some(Conn::Native(connection)) => connection.send(payload.clone()),
+            Some(Conn::Js) => {
+                // JS knows the socket's bufferedAmount, so it applies the backlog limit itself.
+                self.events.push(Event::Send {
+                    conn,
+                    payload: payload.clone(),
+                });
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn close(&mut self, conn: ConnId, code: u16, reason: &str) {
+        match self.conns.get(&conn) {
+            Some(Conn::Native(connection)) => connection.close(code, reason),
+            Some(Conn::Js) => self.events.push(Event::Close {
+                conn,
+                code,
+                reason: reason.to_owned(),
+            }),
+            None => {}
+        }
+    }
+
+    fn report(&mut self, error: SyncError) {
+        self.events.push(Event::Error {
+            message: error.to_string(),
+        });
+    }
+
+    fn client_ids(&mut self, path_id: &str, client_id: &str, change: i8) {
+        self.events.push(Event::ClientIds {
+            path_id: path_id.to_owned(),
+            client_id: client_id.to_owned(),
+            change,
+        });
+    }
+
+    fn path_ids(&mut self, path_id: &str, change: i8) {
+        self.events.push(Event::PathIds {
+            path_id: path_id.to_owned(),
+            change,
+        });
+    }
+
+    fn start_path(&mut self, path: PathKey, path_id: &str) {
+        self.events.push(Event::StartPath {
+            path,
+            path_id: path_id.to_owned(),
+        });
+    }
+
+    fn stop_path(&mut self, path: PathKey) {
+        self.events.push(Event::StopPath { path });
+    }
+
+    fn to_server(&mut self, path: PathKey, payload: &str) {
+        self.events.push(Event::ToServer {
+            path,
+            payload: payload.to_owned(),
+        });
+    }
+}
+
+/// One `createWsServer`'s native half.
+pub struct Hub {
+    state: Mutex<State>,
+    plane: Mutex<Option<Plane>>,
+    /// Tells the JS thread that events are waiting; called only when the queue was empty.
+    wake: Box<dyn Fn() + Send + Sync>,
+    /// Re-arms the expiry timer when an earlier deadline appears.
+    timer: Arc<Notify>,
+}
+
+impl Hub {
+    pub fn new(router: Router, plane: Plane, wake: Box<dyn Fn() + Send + Sync>) -> Arc<Hub> {
+        let timer = Arc::new(Notify::new());
+        let hub = Arc::new(Hub {
+            state: Mutex::new(State {
+                router,
+                conns: HashMap::new(),
+                mirrored: HashSet::new(),
+                events: Vec::new(),
+                armed: None,
+            }),
+            plane: Mutex::new(None),
+            wake,
+            timer: timer.clone(),
+        });
+        plane.spawn(expire_when_due(Arc::downgrade(&hub), timer));
+        *lock(&hub.plane) = Some(plane);
+        hub
+    }
+
+    /// Runs `action` on the router under the lock, then re-arms the timer if needed. Also says
+    /// whether the event queue was empty before.
+    fn with_router(
+        &self,
+        action: impl FnOnce(&mut Router, &mut Effects),
+    ) -> (bool, MutexGuard<'_, State>) {
+        let mut guard = lock(&self.state);
+        let state = &mut *guard;
+        let was_empty = state.events.is_empty();
+        action(
+            &mut state.router,
+            &mut Effects {
+                conns: &mut state.conns,
+                mirrored: &mut state.mirrored,
+                events: &mut state.events,
+            },
+        );
+        let next = state.router.next_deadline();
+        if next.is_some_and(|next| state.armed.is_none_or(|armed| next < armed)) {
+            state.armed = next;
+            self.timer.notify_one();
+        }
+        (was_empty, guard)
+    }
+
+    /// A call from the JS thread: its events, and any queued before it, are returned in order.
+    fn on_js_thread(&self, action: impl FnOnce(&mut Router, &mut Effects)) -> Vec<Event> {
+        let (_, mut state) = self.with_router(action);
+        std::mem::take(&mut state.events)
+    }
+
+    /// A call from a plane thread: JS is woken if this queued the first event.
+    fn off_js_thread(&self, action: impl FnOnce(&mut Router, &mut Effects)) {
+        let (was_empty, state) = self.with_router(action);
+        let wake = was_empty && !state.events.is_empty();
+        drop(state);
+        if wake {
+            (self.wake)();
+        }
+    }
+
+    /// Takes over an upgraded socket. The lock is held across the takeover so the plane cannot
+    /// deliver a message before the router knows the connection.
+    #[cfg(unix)]
+    pub fn adopt(
+        self: &Arc<Self>,
+        conn: ConnId,
+        fd: i32,
+        head: Vec<u8>,
+        path_id: &str,
+        client_id: &str,
+        multiplexed: bool,
+    ) -> std::io::Result<Vec<Event>> {
+        let plane = lock(&self.plane);
+        let plane = plane
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("the server is destroyed"))?;
+        let inbound: Arc<dyn Inbound> = self.clone();
+        let mut adopted = Ok(());
+        let events =
+            self.on_js_thread(
+                |router, effects| match plane.adopt(conn, fd, head, inbound) {
+                    Ok(connection) => {
+                        effects.conns.insert(conn, Conn::Native(connection));
+                        router.open(conn, path_id, client_id, multiplexed, effects);
+                    }
+                    Err(error) => adopted = Err(error),
+                },
+            );
+        adopted.map(|()| events)
+    }
+
+    /// Registers a socket that stays in JS.
+    pub fn open_js(
+        &self,
+        conn: ConnId,
+        path_id: &str,
+        client_id: &str,
+        multiplexed: bool,
+    ) -> Vec<Event> {
+        self.on_js_thread(|router, effects| {
+            effects.conns.insert(conn, Conn::Js);
+            router.open(conn, path_id, client_id, multiplexed, effects);
+        })
+    }
+
+    pub fn receive_js(&self, conn: ConnId, payload: &str) -> Vec<Event> {
+        self.on_js_thread(|router, effects| router.receive(conn, payload, Instant::now(), effects))
+    }
+
+    pub fn close_js(&self, conn: ConnId) -> Vec<Event> {
+        self.on_js_thread(|router, effects| {
+            router.close(conn, effects);
+            effects.conns.remove(&conn);
+        })
+    }
+
+    pub fn server_send(
+        &self,
+        path: PathKey,
+        to_client_id: Option<&str>,
+        remainder: &str,
+    ) -> Vec<Event> {
+        self.on_js_thread(|router, effects| {
+            router.server_send(path, to_client_id, remainder, effects)
+        })
+    }
+
+    pub fn path_ready(&self, path: PathKey, has_server_client: bool) -> Vec<Event> {
+        self.on_js_thread(|router, effects| router.path_ready(path, has_server_client, effects))
+    }
+
+    pub fn path_failed(&self, path: PathKey) -> Vec<Event> {
+        self.on_js_thread(|router, effects| router.path_failed(path, effects))
+    }
+
+    pub fn path_stopped(&self, path: PathKey) -> Vec<Event> {
+        self.on_js_thread(|router, effects| router.path_stopped(path, effects))
+    }
+
+    /// Events queued by the plane threads since JS last looked.
+    pub fn drain(&self) -> Vec<Event> {
+        std::mem::take(&mut lock(&self.state).events)
+    }
+
+    /// Runs `action` on a native connection, if it is still open.
+    pub fn native<R>(&self, conn: ConnId, action: impl FnOnce(&Connection) -> R) -> Option<R> {
+        match lock(&self.state).conns.get(&conn) {
+            Some(Conn::Native(connection)) => Some(action(connection)),
+            _ => None,
+        }
+    }
+
+    /// Turns mirroring of a native socket's inbound messages to JS on or off.
+    pub fn set_mirrored(&self, conn: ConnId, mirrored: bool) {
+        let mut state = lock(&self.state);
+        if mirrored {
+            state.mirrored.insert(conn);
+        } else {
+            state.mirrored.remove(&conn);
+        }
+    }
+
+    pub fn path_ids(&self) -> Vec<String> {
+        lock(&self.state).router.path_ids()
+    }
+
+    pub fn client_ids(&self, path_id: &str) -> Vec<String> {
+        lock(&self.state).router.client_ids(path_id)
+    }
+
+    pub fn stats(&self) -> Stats {
+        lock(&self.state).router.stats()
+    }
+
+    /// Stops the plane: its sockets are dropped and its threads end. Idempotent.
+    pub fn shutdown(&self) {
+        let plane = lock(&self.plane).take();
+        if let Some(plane) = plane {
+            plane.shutdown();
+        }
+    }
+}
+
+impl Inbound for Hub {
+    fn message(&self, conn: ConnId, text: &str) {
+        self.off_js_thread(|router, effects| {
+            router.receive(conn, text, Instant::now(), effects);
+            if effects.mirrored.contains(&conn) {
+                effects.events.push(Event::Message {
+                    conn,
+                    data: text.to_owned(),
+                });
+            }
+        });
+    }
+
+    fn oversized(&self, _conn: ConnId) {
+        self.off_js_thread(|_, effects| effects.report(SyncError::Overflow(Overflow::Socket)));
+    }
+
+    fn closed(&self, conn: ConnId, code: u16, reason: &str) {
+        self.off_js_thread(|router, effects| {
+            router.close(conn, effects);
+            effects.conns.remove(&conn);
+            effects.mirrored.remove(&conn);
+            effects.events.push(Event::Closed {
+                conn,
+                code,
+                reason: reason.to_owned(),
+            });
+        });
+    }
+}
+
+/// Sleeps until the router's next deadline (fragment groups, startup holds) and expires what is
+/// due, until the hub is gone.
+async fn expire_when_due(hub: Weak<Hub>, timer: Arc<Notify>) {
+    loop {
+        let armed = match hub.upgrade() {
+            Some(hub) => lock(&hub.state).armed,
+            None => return,
+        };
+        match armed {
+            Some(deadline) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(deadline.into()) => {}
+                    () = timer.notified() => {}
+                }
+            }
+            None => timer.notified().await,
+        }
+        let Some(hub) = hub.upgrade() else { return };
+        hub.off_js_thread(|router, effects| router.expire(Instant::now(), effects));
+        let mut state = lock(&hub.state);
+        state.armed = state.router.next_deadline();
+    }
+}
+
+/// Locks, recovering from a panic on another thread: the router's state is still the best there is,
+/// and refusing every later call would take the whole server down.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
