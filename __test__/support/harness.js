@@ -277,3 +277,54 @@ export const parse = (received) => {
 
 export const errorMessages = (errors) =>
   errors.map((error) => error?.message ?? String(error));
+
+// A bare client of the multiplexed protocol ('tinybase' subprotocol): control
+// messages go to the server as 'S', channel traffic is wrapped as
+// 'M\n<channelId>\n<payload>' both ways. Its client id (the same on every
+// channel) is learnt on the first subscription.
+export const openRawMultiplex = async (t, server, basePath = '') => {
+  const raw = await openRaw(t, server, basePath, {
+    protocols: ['tinybase'],
+    expectJoin: false,
+  });
+  let nextRequest = 0;
+  let id;
+  const control = async (control, body) => {
+    const requestId = `control${nextRequest++}`;
+    raw.send(`S\n${JSON.stringify([requestId, -1, [control, body]])}`);
+    return raw.receive(
+      (message) => message.from === 'S' && message.requestId === requestId,
+      `a reply to control ${control}`,
+    );
+  };
+  const onChannel = (channelId) =>
+    raw.messages
+      .filter((message) => message.startsWith(`M\n${channelId}\n`))
+      .map((message) => parse(message.slice(channelId.length + 3)));
+  const pathOf = (channelId) => (basePath ? `${basePath}/${channelId}` : channelId);
+  return {
+    ...raw,
+    get id() {
+      return id;
+    },
+    hello: (version = 1) => control(0, version),
+    subscribe: async (channelId) => {
+      const before = new Set(server.wsServer.getClientIds(pathOf(channelId)));
+      const reply = await control(1, channelId);
+      id ??= await waitFor(
+        () =>
+          server.wsServer
+            .getClientIds(pathOf(channelId))
+            .find((clientId) => !before.has(clientId)),
+        `multiplexed client to join '${channelId}'`,
+      );
+      return reply;
+    },
+    unsubscribe: (channelId) =>
+      raw.send(`S\n${JSON.stringify([null, -1, [2, channelId]])}`),
+    sendOn: (channelId, payload) => raw.send(`M\n${channelId}\n${payload}`),
+    onChannel,
+    receiveOn: (channelId, match = () => true, what = 'a channel message') =>
+      waitFor(() => onChannel(channelId).find(match), what),
+  };
+};

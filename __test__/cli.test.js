@@ -1,0 +1,432 @@
+import assert from 'node:assert/strict';
+import {spawn} from 'node:child_process';
+import {mkdtemp, readFile, readdir, rm} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import {fileURLToPath} from 'node:url';
+import test from 'node:test';
+import {
+  DEFAULT_DATA_DIR,
+  DEFAULT_HOST,
+  DEFAULT_PORT,
+  HELP,
+  UsageError,
+  parseCliArgs,
+} from '../lib/cli/args.js';
+import {pathIdToFileName} from '../lib/cli/file-names.js';
+import {
+  TEST_TIMEOUT_MS,
+  defer,
+  openClient,
+  plain,
+  waitFor,
+  waitForEqual,
+} from './support/harness.js';
+import {name as implementation} from './support/implementation.js';
+
+const options = {timeout: TEST_TIMEOUT_MS};
+const PETS = {pets: {fido: {species: 'dog'}, felix: {species: 'cat'}}};
+const READY = /^tinybase-ws-server listening on (ws:\/\/127\.0\.0\.1:(\d+))$/m;
+
+const BIN = fileURLToPath(
+  new URL('../bin/tinybase-ws-server.js', import.meta.url),
+);
+const {version} = JSON.parse(
+  await readFile(new URL('../package.json', import.meta.url), 'utf8'),
+);
+
+// The bin serves with this package's createWsServer. Against the reference
+// implementation the same command code runs with TinyBase's injected instead.
+const SERVE =
+  implementation == 'native'
+    ? [BIN]
+    : [
+        '--input-type=module',
+        '-e',
+        `import {runCli} from ${JSON.stringify(new URL('../lib/cli/main.js', import.meta.url).href)};
+        await runCli(process.argv.slice(1), async () =>
+          (await import(${JSON.stringify(import.meta.resolve('tinybase/synchronizers/synchronizer-ws-server'))})).createWsServer);`,
+        '--',
+      ];
+
+const tempDir = async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'tinybase-ws-server-cli-'));
+  defer(t, () => rm(dir, {recursive: true, force: true}));
+  return dir;
+};
+
+const spawnCli = (t, entry, args, cwd) => {
+  const child = spawn(process.execPath, [...entry, ...args], {
+    cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output = {stdout: '', stderr: ''};
+  child.stdout
+    .setEncoding('utf8')
+    .on('data', (data) => (output.stdout += data));
+  child.stderr
+    .setEncoding('utf8')
+    .on('data', (data) => (output.stderr += data));
+  const exited = new Promise((resolve) =>
+    child.on('close', (code, signal) => resolve({code, signal, ...output})),
+  );
+  defer(t, async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+    }
+    await exited;
+  });
+  return {child, output, exited};
+};
+
+// For runs that end by themselves: --help, --version, bad flags.
+const runBin = async (t, args) =>
+  spawnCli(t, [BIN], args, await tempDir(t)).exited;
+
+const startServer = async (t, args, cwd) => {
+  const server = spawnCli(
+    t,
+    SERVE,
+    ['--port', '0', '--host', '127.0.0.1', ...args],
+    cwd,
+  );
+  const [, url, port] = await waitFor(() => {
+    if (server.child.exitCode !== null) {
+      throw new Error(`server exited early: ${JSON.stringify(server.output)}`);
+    }
+    return READY.exec(server.output.stdout);
+  }, 'the listening line');
+  return {...server, url, port: Number(port)};
+};
+
+const stop = (server, signal) => {
+  server.child.kill(signal);
+  return server.exited;
+};
+
+test('path ids map to distinct, safe file names', () => {
+  const ids = [
+    'petShop',
+    'petshop',
+    'PETSHOP',
+    '../../etc/x',
+    '..\\..\\etc\\x',
+    'a/b',
+    'a%2Fb',
+    '%2e%2e',
+    '%2E%2E',
+    '.',
+    '..',
+    '...',
+    '',
+    ' ',
+    'con',
+    'CON',
+    'nul',
+    'com1',
+    'lpt9',
+    'café',
+    'cafe\u0301',
+    '日本',
+    '🐶',
+    '\0',
+    'a:b*c?"<>|',
+    'x'.repeat(500),
+    'x'.repeat(499) + 'y',
+    'é'.repeat(300),
+    '\uD800',
+    '\uDC00',
+    '\uFFFD',
+    'a~b',
+  ];
+  const names = ids.map(pathIdToFileName);
+  for (const [index, name] of names.entries()) {
+    const id = JSON.stringify(ids[index]).slice(0, 60);
+    assert.match(name, /^[a-zA-Z0-9_%~-]+\.json$/, id);
+    assert.ok(name.length <= 200, id);
+    assert.ok(
+      !/^(con|prn|aux|nul|com\d|lpt\d)\./i.test(name),
+      `${id} gave a name Windows reserves: ${name}`,
+    );
+    assert.equal(
+      pathIdToFileName(ids[index]),
+      name,
+      `${id} maps the same way twice`,
+    );
+  }
+  // Distinct even where the file system ignores case.
+  assert.equal(
+    new Set(names.map((name) => name.toLowerCase())).size,
+    ids.length,
+  );
+});
+
+test('ordinary path ids decode back from their file names', () => {
+  for (const id of [
+    'petShop',
+    '../../etc/x',
+    'a/b',
+    '%2e%2e',
+    '.',
+    '..',
+    'café',
+    '🐶',
+    'con',
+  ]) {
+    const name = pathIdToFileName(id);
+    assert.equal(decodeURIComponent(name.slice(0, -'.json'.length)), id);
+  }
+  assert.equal(pathIdToFileName('petShop'), 'pet%53hop.json');
+  assert.equal(pathIdToFileName('a/b'), 'a%2Fb.json');
+  assert.equal(pathIdToFileName('con'), '%63on.json');
+});
+
+test('empty, very long and malformed path ids get a hashed name', () => {
+  for (const id of ['', 'x'.repeat(181), '\uD800']) {
+    assert.match(pathIdToFileName(id), /~[0-9a-f]{32}\.json$/);
+  }
+  assert.doesNotMatch(pathIdToFileName('x'.repeat(180)), /~/);
+  // A long id keeps a readable start and never splits an escape.
+  assert.match(
+    pathIdToFileName('é'.repeat(300)),
+    /^(%C3%A9)+~[0-9a-f]{32}\.json$/,
+  );
+});
+
+test('flags are parsed with their defaults', () => {
+  assert.deepEqual(parseCliArgs([]), {
+    help: false,
+    version: false,
+    port: DEFAULT_PORT,
+    host: DEFAULT_HOST,
+    dataDir: DEFAULT_DATA_DIR,
+    logLevel: 'normal',
+  });
+  assert.equal(DEFAULT_PORT, 8047);
+  assert.deepEqual(
+    parseCliArgs(['-p', '0', '--host', '::1', '--data', 'd', '-v']),
+    {
+      help: false,
+      version: false,
+      port: 0,
+      host: '::1',
+      dataDir: 'd',
+      logLevel: 'verbose',
+    },
+  );
+  assert.equal(parseCliArgs(['--port=65535']).port, 65535);
+  assert.equal(parseCliArgs(['--memory']).dataDir, undefined);
+  assert.equal(parseCliArgs(['-q']).logLevel, 'quiet');
+  assert.equal(parseCliArgs(['--help', '--port', 'nope']).help, true);
+  assert.equal(parseCliArgs(['--version']).version, true);
+  assert.throws(() => parseCliArgs(['--port', '65536']), UsageError);
+});
+
+test('--help prints the usage and exits 0', options, async (t) => {
+  for (const flag of ['--help', '-h']) {
+    const {code, stdout, stderr} = await runBin(t, [flag]);
+    assert.equal(code, 0);
+    assert.equal(stdout, HELP);
+    assert.equal(stderr, '');
+  }
+  for (const flag of [
+    '--port',
+    '--host',
+    '--data',
+    '--memory',
+    '--quiet',
+    '--verbose',
+    '--version',
+  ]) {
+    assert.ok(HELP.includes(flag), flag);
+  }
+});
+
+test('--version prints the package version and exits 0', options, async (t) => {
+  const {code, stdout, stderr} = await runBin(t, ['--version']);
+  assert.equal(code, 0);
+  assert.equal(stdout, `${version}\n`);
+  assert.equal(stderr, '');
+});
+
+test('bad flags are explained and exit 2', options, async (t) => {
+  const cases = [
+    [['--bogus'], "'--bogus'"],
+    [['serve'], "'serve'"],
+    [['--port'], '--port'],
+    [['--port', 'abc'], "'abc'"],
+    [['--port', '65536'], "'65536'"],
+    [['--port', '-1'], '--port'],
+    [['--port', '8.5'], "'8.5'"],
+    [['--host', ''], '--host'],
+    [['--data', ''], '--data'],
+    [['--memory', '--data', 'x'], '--memory and --data'],
+    [['--quiet', '--verbose'], '--quiet and --verbose'],
+    [['--memory=yes'], '--memory'],
+  ];
+  for (const [args, mention] of cases) {
+    const {code, stdout, stderr} = await runBin(t, args);
+    const what = JSON.stringify(args);
+    assert.equal(code, 2, what);
+    assert.equal(stdout, '', what);
+    assert.match(stderr, /^tinybase-ws-server: /, what);
+    assert.ok(stderr.includes(mention), `${what}: ${stderr}`);
+    assert.ok(stderr.includes('--help'), what);
+  }
+});
+
+test(
+  'two TinyBase clients sync through it; SIGINT closes them with 1001 and exits 0',
+  options,
+  async (t) => {
+    const cwd = await tempDir(t);
+    const server = await startServer(t, ['--memory', '--verbose'], cwd);
+    assert.notEqual(server.port, 0);
+
+    const [client1, client2] = await Promise.all([
+      openClient(t, `${server.url}/petShop`),
+      openClient(t, `${server.url}/petShop`),
+    ]);
+    client1.store.setCell('pets', 'fido', 'species', 'dog');
+    client2.store.setCell('pets', 'felix', 'species', 'cat');
+    await waitForEqual(
+      () => client1.store.getTables(),
+      PETS,
+      'client 1 to converge',
+    );
+    await waitForEqual(
+      () => client2.store.getTables(),
+      PETS,
+      'client 2 to converge',
+    );
+    await waitFor(
+      () =>
+        server.output.stdout
+          .split('\n')
+          .filter((line) => / joined path "petShop"$/.test(line)).length == 2,
+      'both clients to be logged',
+    );
+    assert.match(server.output.stdout, /^keeping data in memory only$/m);
+    assert.match(server.output.stdout, /^path "petShop" opened$/m);
+
+    const {code, signal, stdout, stderr} = await stop(server, 'SIGINT');
+    assert.deepEqual({code, signal}, {code: 0, signal: null}, stderr);
+    assert.equal((await client1.closed).code, 1001);
+    assert.equal((await client2.closed).code, 1001);
+    assert.match(stdout, /^tinybase-ws-server stopping \(SIGINT\)$/m);
+    assert.match(stdout, /^tinybase-ws-server stopped$/m);
+    assert.deepEqual(await readdir(cwd), [], '--memory writes no files');
+  },
+);
+
+test(
+  'data in ./tinybase-data survives SIGTERM and a restart',
+  options,
+  async (t) => {
+    const cwd = await tempDir(t);
+    const first = await startServer(t, [], cwd);
+    assert.match(
+      first.output.stdout,
+      new RegExp(`^saving data in ${join(cwd, 'tinybase-data')}$`, 'm'),
+    );
+
+    const [client1, client2] = await Promise.all([
+      openClient(t, `${first.url}/shop/petShop`),
+      openClient(t, `${first.url}/shop/petShop`),
+    ]);
+    client1.store.setCell('pets', 'fido', 'species', 'dog');
+    client2.store.setCell('pets', 'felix', 'species', 'cat');
+    await waitForEqual(
+      () => client1.store.getTables(),
+      PETS,
+      'client 1 to converge',
+    );
+    await waitForEqual(
+      () => client2.store.getTables(),
+      PETS,
+      'client 2 to converge',
+    );
+
+    const stopped = await stop(first, 'SIGTERM');
+    assert.deepEqual(
+      {code: stopped.code, signal: stopped.signal},
+      {code: 0, signal: null},
+      stopped.stderr,
+    );
+    assert.equal(stopped.stderr, '');
+    assert.equal((await client1.closed).code, 1001);
+    assert.equal((await client2.closed).code, 1001);
+    assert.deepEqual(await readdir(join(cwd, 'tinybase-data')), [
+      'shop%2Fpet%53hop.json',
+    ]);
+
+    const second = await startServer(t, [], cwd);
+    const client3 = await openClient(t, `${second.url}/shop/petShop`);
+    await waitForEqual(
+      () => client3.store.getTables(),
+      PETS,
+      'client 3 to get the saved data',
+    );
+    const other = await openClient(t, `${second.url}/shop/petshop`);
+    assert.deepEqual(
+      plain(other.store.getTables()),
+      {},
+      'paths differing in case share nothing',
+    );
+
+    const restopped = await stop(second, 'SIGTERM');
+    assert.equal(restopped.code, 0, restopped.stderr);
+    assert.deepEqual((await readdir(join(cwd, 'tinybase-data'))).sort(), [
+      'shop%2Fpet%53hop.json',
+      'shop%2Fpetshop.json',
+    ]);
+  },
+);
+
+test('--data keeps files in the given folder', options, async (t) => {
+  const cwd = await tempDir(t);
+  const server = await startServer(t, ['--data', 'store/here'], cwd);
+  const client = await openClient(t, `${server.url}/x`);
+  client.store.setValue('open', true);
+  await waitFor(async () => {
+    try {
+      return (
+        await readFile(join(cwd, 'store', 'here', 'x.json'), 'utf8')
+      ).includes('open');
+    } catch {
+      return false;
+    }
+  }, 'the value to be saved');
+  assert.equal((await stop(server, 'SIGTERM')).code, 0);
+  assert.deepEqual(await readdir(cwd), ['store']);
+});
+
+test('--quiet prints only the listening line', options, async (t) => {
+  const server = await startServer(
+    t,
+    ['--quiet', '--memory'],
+    await tempDir(t),
+  );
+  const client = await openClient(t, `${server.url}/petShop`);
+  const {code, stdout, stderr} = await stop(server, 'SIGTERM');
+  assert.equal(code, 0);
+  assert.equal((await client.closed).code, 1001);
+  assert.equal(stdout, `tinybase-ws-server listening on ${server.url}\n`);
+  assert.equal(stderr, '');
+});
+
+test('a port already in use is reported and exits 1', options, async (t) => {
+  const cwd = await tempDir(t);
+  const first = await startServer(t, ['--memory'], cwd);
+  const second = spawnCli(
+    t,
+    SERVE,
+    ['--memory', '--host', '127.0.0.1', '--port', String(first.port)],
+    cwd,
+  );
+  const {code, stdout, stderr} = await second.exited;
+  assert.equal(code, 1);
+  assert.equal(stdout, '');
+  assert.match(stderr, /^tinybase-ws-server: could not start: .*EADDRINUSE/);
+  assert.equal((await stop(first, 'SIGTERM')).code, 0);
+});
