@@ -27,22 +27,24 @@ const platformSuffix = () => {
     : `${platform}-${arch}`;
 };
 
+// `napi pre-publish` adds the platform packages to optionalDependencies when
+// the package is released; a source checkout has none.
 const explain = (cause) => {
   const platformPackage = `${packageJson.name}-${platformSuffix()}`;
-  const published = Object.hasOwn(
+  const listed = Object.hasOwn(
     packageJson.optionalDependencies ?? {},
     platformPackage,
   );
   return new Error(
     `${packageJson.name}: could not load its native addon on ` +
       `${process.platform}-${process.arch}. ` +
-      (published
-        ? `It is installed from the optional dependency ` +
-          `${platformPackage}@${packageJson.version}; reinstall without ` +
+      (listed
+        ? `It comes from the optional dependency ` +
+          `${platformPackage}@${packageJson.version}: reinstall without ` +
           `--omit=optional (or --no-optional) if it was skipped. `
-        : `No prebuilt addon is published for this platform ` +
-          `(expected ${platformPackage}). `) +
-      `To build it from source instead, install a Rust toolchain and run ` +
+        : `This copy lists no prebuilt addon for this platform ` +
+          `(it would be ${platformPackage}). `) +
+      `To build it from source, install a Rust toolchain and run ` +
       `\`npm run build\` in ${dirname(__dirname)}.`,
     {cause},
   );
