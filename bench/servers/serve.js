@@ -1,0 +1,128 @@
+// Runs one sync server for the benchmark harness as a child process.
+//
+// Protocol with the harness, one JSON object per line on stdout:
+// - first line: {"port": N} once listening, or {"error": "..."} if the
+//   implementation could not be loaded or started (then the process exits 1);
+// - a "stats" line on stdin is answered with CPU time, memory, event-loop
+//   delay since the previous "stats" and the count of errors the server
+//   reported through onIgnoredError (a valid load must cause none);
+// - stdin closing, or SIGTERM, destroys the server and exits.
+// Nothing else may be written to stdout; diagnostics go to stderr.
+
+import {monitorEventLoopDelay} from 'node:perf_hooks';
+import {createInterface} from 'node:readline';
+import {createMergeableStore} from 'tinybase';
+import {createCustomPersister, Persists} from 'tinybase/persisters';
+import {WebSocketServer} from 'ws';
+
+const IGNORED_ERROR_SAMPLES = 5;
+const DESTROY_TIMEOUT_MS = 3000;
+
+const reply = (object) => process.stdout.write(JSON.stringify(object) + '\n');
+
+const errorText = (error) => String(error?.stack ?? error?.message ?? error);
+
+export const serve = async (loadCreateWsServer) => {
+  const persist = process.argv.includes('--persist');
+  let createWsServer;
+  try {
+    ({createWsServer} = await loadCreateWsServer());
+    if (typeof createWsServer != 'function') {
+      throw new Error('the module exports no createWsServer function');
+    }
+  } catch (error) {
+    reply({error: errorText(error)});
+    process.exit(1);
+  }
+
+  let ignoredErrors = 0;
+  const ignoredErrorSamples = [];
+  const onIgnoredError = (error) => {
+    ignoredErrors++;
+    if (ignoredErrorSamples.length < IGNORED_ERROR_SAMPLES) {
+      ignoredErrorSamples.push(String(error?.message ?? error));
+    }
+  };
+
+  // Cheap on purpose: the persisted scenario measures the server-side client
+  // that a persister brings into every path, not a storage engine.
+  const savedContent = new Map();
+  const createPersisterForPath = (pathId) =>
+    createCustomPersister(
+      createMergeableStore(),
+      async () => savedContent.get(pathId),
+      async (getContent) => {
+        savedContent.set(pathId, getContent());
+      },
+      () => 0,
+      () => 0,
+      onIgnoredError,
+      Persists.MergeableStoreOnly,
+    );
+
+  let wsServer;
+  let webSocketServer;
+  try {
+    webSocketServer = new WebSocketServer({host: '127.0.0.1', port: 0});
+    wsServer = createWsServer(
+      webSocketServer,
+      persist ? createPersisterForPath : undefined,
+      onIgnoredError,
+    );
+    if (!webSocketServer.address()) {
+      await new Promise((resolve, reject) => {
+        webSocketServer.once('listening', resolve);
+        webSocketServer.once('error', reject);
+      });
+    }
+  } catch (error) {
+    reply({error: errorText(error)});
+    process.exit(1);
+  }
+
+  const eventLoopDelay = monitorEventLoopDelay({resolution: 10});
+  eventLoopDelay.enable();
+  reply({port: webSocketServer.address().port});
+
+  const stats = () => {
+    const {user, system} = process.cpuUsage();
+    const result = {
+      cpuMs: (user + system) / 1000,
+      rssKiB: Math.round(process.memoryUsage.rss() / 1024),
+      peakRssKiB: process.resourceUsage().maxRSS,
+      // Null rather than a made-up figure when no delay was sampled yet.
+      eldP99Ms: eventLoopDelay.count
+        ? eventLoopDelay.percentile(99) / 1e6
+        : null,
+      eldMaxMs: eventLoopDelay.count ? eventLoopDelay.max / 1e6 : null,
+      ignoredErrors,
+      ignoredErrorSamples,
+      ...wsServer.getStats(),
+    };
+    eventLoopDelay.reset();
+    return result;
+  };
+
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) {
+      return;
+    }
+    stopping = true;
+    eventLoopDelay.disable();
+    await Promise.race([
+      wsServer.destroy().catch(() => 0),
+      new Promise((resolve) => setTimeout(resolve, DESTROY_TIMEOUT_MS)),
+    ]);
+    process.exit(0);
+  };
+
+  const lines = createInterface({input: process.stdin});
+  lines.on('line', (line) => {
+    if (line.trim() == 'stats') {
+      reply(stats());
+    }
+  });
+  lines.on('close', stop);
+  process.on('SIGTERM', stop);
+};
