@@ -1,0 +1,177 @@
+// The benchmark scenarios, what each one passes to the load generator, and
+// which figures it reports. A figure reads one run: the load generator's JSON
+// (`load`), the server's stats before and after the load (`before`, `after`),
+// the server's stats while the storm's connections were all open (`hold`) and
+// the wall time of the load (`wallS`).
+
+const metric = (id, label, unit, better, value) => ({
+  id,
+  label,
+  unit,
+  better,
+  value,
+});
+
+const numberOrNull = (value) =>
+  typeof value == 'number' && Number.isFinite(value) ? value : null;
+
+const DELIVERED = metric(
+  'delivered',
+  'delivered',
+  'msg/s',
+  'higher',
+  ({load}) => numberOrNull(load.delivered_per_s),
+);
+const THROUGHPUT = metric(
+  'throughput',
+  'delivered',
+  'MB/s',
+  'higher',
+  ({load}) => numberOrNull(load.mb_per_s),
+);
+const P50 = metric('p50', 'latency p50', 'ms', 'lower', ({load}) =>
+  numberOrNull(load.latency_ms?.p50),
+);
+const P99 = metric('p99', 'latency p99', 'ms', 'lower', ({load}) =>
+  numberOrNull(load.latency_ms?.p99),
+);
+const ALL_EXCHANGED = metric(
+  'allExchanged',
+  'all exchanged',
+  'ms',
+  'lower',
+  ({load}) => numberOrNull(load.all_exchanged_ms),
+);
+const CONNECT_P99 = metric(
+  'connectP99',
+  'connect p99',
+  'ms',
+  'lower',
+  ({load}) => numberOrNull(load.connect_ms?.p99),
+);
+const RSS_PER_CONNECTION = metric(
+  'rssPerConnection',
+  'server RSS/conn',
+  'KiB',
+  'lower',
+  ({load, before, hold}) =>
+    hold && load.connections
+      ? numberOrNull((hold.rssKiB - before.rssKiB) / load.connections)
+      : null,
+);
+const SERVER_CPU = metric(
+  'serverCpu',
+  'server CPU',
+  'cores',
+  'lower',
+  ({before, after, wallS}) =>
+    numberOrNull((after.cpuMs - before.cpuMs) / 1000 / wallS),
+);
+const EVENT_LOOP_DELAY = metric(
+  'eventLoopDelay',
+  'server loop delay p99',
+  'ms',
+  'lower',
+  ({after}) => numberOrNull(after.eldP99Ms),
+);
+const PEAK_RSS = metric(
+  'peakRss',
+  'server peak RSS',
+  'MiB',
+  'lower',
+  ({after}) => numberOrNull(after.peakRssKiB / 1024),
+);
+
+const timing = ({duration, warmup}) => [
+  '--duration-s',
+  String(duration),
+  '--warmup-s',
+  String(warmup),
+];
+
+export const SCENARIOS = [
+  {
+    id: 'fanout',
+    title: 'Fan-out',
+    shape:
+      '1 path × 32 clients, ContentHashes broadcasts, ≤4 in flight per sender',
+    mode: 'fanout',
+    persist: false,
+    servers: ['reference', 'native', 'relay'],
+    args: (plan) => ['--clients', '32', '--window', '4', ...timing(plan)],
+    metrics: [DELIVERED, P50, P99, SERVER_CPU, EVENT_LOOP_DELAY, PEAK_RSS],
+  },
+  {
+    id: 'paths',
+    title: 'Many paths',
+    shape: '500 paths × 2 clients, 5,000 msg/s offered in total',
+    mode: 'paths',
+    persist: false,
+    servers: ['reference', 'native'],
+    args: (plan) => ['--paths', '500', '--rate', '5000', ...timing(plan)],
+    chart: P99,
+    metrics: [P50, P99, DELIVERED, SERVER_CPU, EVENT_LOOP_DELAY, PEAK_RSS],
+  },
+  {
+    id: 'storm',
+    title: 'Connection storm',
+    shape:
+      '2,000 connections at once over 200 paths, each greets and is answered',
+    mode: 'storm',
+    persist: false,
+    servers: ['reference', 'native'],
+    args: (plan) => [
+      '--connections',
+      '2000',
+      '--paths',
+      '200',
+      '--timeout-s',
+      '20',
+      '--hold-ms',
+      String(plan.holdMs),
+    ],
+    metrics: [
+      ALL_EXCHANGED,
+      CONNECT_P99,
+      RSS_PER_CONNECTION,
+      EVENT_LOOP_DELAY,
+      PEAK_RSS,
+    ],
+  },
+  {
+    id: 'large',
+    title: 'Large messages',
+    shape:
+      '1 path × 4 clients, 256 KiB ContentDiff bodies, ≤2 in flight per sender',
+    mode: 'large',
+    persist: false,
+    servers: ['reference', 'native'],
+    args: (plan) => [
+      '--clients',
+      '4',
+      '--window',
+      '2',
+      '--body-kib',
+      '256',
+      ...timing(plan),
+    ],
+    metrics: [THROUGHPUT, P50, P99, EVENT_LOOP_DELAY, PEAK_RSS],
+  },
+  {
+    id: 'persisted',
+    title: 'Persisted path',
+    shape:
+      'fan-out again, the server holding a persister (and its client) per path',
+    mode: 'persisted',
+    persist: true,
+    servers: ['reference', 'native'],
+    args: (plan) => ['--clients', '32', '--window', '4', ...timing(plan)],
+    metrics: [DELIVERED, P50, P99, SERVER_CPU, EVENT_LOOP_DELAY, PEAK_RSS],
+  },
+];
+
+export const SERVER_TITLES = {
+  reference: 'TinyBase (reference)',
+  native: 'native',
+  relay: 'bare relay',
+};
