@@ -1,0 +1,87 @@
+//! The native connection plane: WebSocket connections taken over from Node's `ws` run here, on a
+//! tokio runtime the plane owns, so relaying never waits on the JavaScript thread.
+//!
+//! The plane knows nothing of TinyBase's protocol. It reads whole messages and hands them to an
+//! [`Inbound`], and it writes what the hub queues on a [`Connection`], batching every frame that is
+//! due into one write per wake-up. Nothing here touches N-API, so all of it runs under `cargo test`.
+
+mod connection;
+mod counted;
+mod plane;
+mod session;
+
+use std::time::Duration;
+
+pub use connection::Connection;
+pub use plane::Plane;
+pub use sync_core::router::{Backpressure, ConnId, Payload};
+
+/// Close code for a socket that ended without a close frame, or was given up on.
+pub const ABNORMAL_CLOSURE: u16 = 1006;
+/// Close code reported when the peer's close frame carried none.
+pub const NO_STATUS: u16 = 1005;
+/// Close code the plane sends to every connection when it shuts down.
+pub const GOING_AWAY: u16 = 1001;
+/// Close code, and reason, the plane sends after an oversized message, as TinyBase's server does.
+pub const OVERSIZED_CODE: u16 = 1013;
+pub const OVERSIZED_REASON: &str = "tinybase:15:socket";
+
+/// Where a connection's events go. Called on the plane's threads, so an implementation queues or
+/// hands work on; it must not block for long, and must not call [`Plane::shutdown`].
+pub trait Inbound: Send + Sync + 'static {
+    /// A message arrived (text; binary frames decoded as lossy UTF-8, as ws's toString does).
+    fn message(&self, conn: ConnId, text: &str);
+    /// A message over the plane's size limit arrived; the plane closes the socket with 1013 and
+    /// reason "tinybase:15:socket" itself, the hub only reports the error. Later messages on the
+    /// same connection are not delivered, as TinyBase ignores them once a socket is invalid.
+    fn oversized(&self, conn: ConnId);
+    /// The connection ended (either side, or heartbeat loss). code 1005 when the close frame had
+    /// none, 1006 when the socket ended without a close frame. Called exactly once per connection.
+    fn closed(&self, conn: ConnId, code: u16, reason: &str);
+}
+
+/// Keeping idle peers honest: a connection that has been silent for a whole `interval` is pinged,
+/// and one that stays silent through `allowed_misses` pings in a row is dropped (`closed` 1006).
+/// Any inbound frame counts as a sign of life. With `allowed_misses` 0 a single silent interval
+/// drops the peer without pinging it at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub interval: Duration,
+    pub allowed_misses: u32,
+}
+
+/// How the plane runs its connections.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// tungstenite's per-connection read buffer. It is allocated per connection and zero-filled
+    /// on every read, so a small one saves both memory and time.
+    pub read_buffer_size: usize,
+    /// Largest message (and frame) read whole. Anything larger than TinyBase's 16 MiB limit is
+    /// reported as oversized either way; reading a little past the limit lets the client get
+    /// TinyBase's 1013 close rather than a protocol error, beyond this it is cut off unread.
+    pub max_message_size: usize,
+    pub heartbeat: Option<Heartbeat>,
+    /// How long a closing connection waits for the peer's side of the close handshake, as ws's
+    /// `closeTimeout`.
+    pub close_timeout: Duration,
+    /// How long [`Plane::shutdown`] waits for connections to finish closing, and then again for
+    /// the runtime's threads to stop.
+    pub shutdown_grace: Duration,
+    pub worker_threads: usize,
+    /// Name of the runtime's threads, so they can be told apart in a profile or a thread list.
+    pub thread_name: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            read_buffer_size: 16 * 1024,
+            max_message_size: 2 * sync_core::protocol::limits::MAX_PAYLOAD_BYTES,
+            heartbeat: None,
+            close_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(1),
+            worker_threads: 2,
+            thread_name: "tinybase-ws-plane".to_owned(),
+        }
+    }
+}

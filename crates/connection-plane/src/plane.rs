@@ -1,0 +1,262 @@
+//! The plane: its runtime, the adoption of sockets and the orderly end of everything.
+
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use sync_core::router::ConnId;
+use tokio::runtime::Runtime;
+use tokio::sync::{mpsc, Notify};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::connection::{Connection, Shared};
+use crate::session::{self, Link};
+use crate::{Heartbeat, Inbound, Settings, ABNORMAL_CLOSURE};
+
+/// What every connection's task needs to know of its plane.
+pub(crate) struct PlaneState {
+    pub(crate) config: WebSocketConfig,
+    pub(crate) heartbeat: Option<Heartbeat>,
+    pub(crate) close_timeout: Duration,
+    shutting_down: AtomicBool,
+    shutdown: Notify,
+    live: Mutex<usize>,
+    idle: Condvar,
+}
+
+impl PlaneState {
+    fn new(settings: &Settings) -> Self {
+        let config = WebSocketConfig::default()
+            .read_buffer_size(settings.read_buffer_size)
+            // Frames only reach the socket on flush, so one wake-up's frames go out in one write;
+            // the backlog limit, not this threshold, bounds the buffer.
+            .write_buffer_size(usize::MAX - 1)
+            .max_write_buffer_size(usize::MAX)
+            .max_message_size(Some(settings.max_message_size))
+            .max_frame_size(Some(settings.max_message_size));
+        PlaneState {
+            config,
+            heartbeat: settings.heartbeat,
+            close_timeout: settings.close_timeout,
+            shutting_down: AtomicBool::new(false),
+            shutdown: Notify::new(),
+            live: Mutex::new(0),
+            idle: Condvar::new(),
+        }
+    }
+
+    /// Resolves once the plane is shutting down, whenever the returned future was created.
+    pub(crate) async fn shutting_down(&self) {
+        // Creating the future registers it, so a shutdown between the check and the await is
+        // still seen.
+        let notified = self.shutdown.notified();
+        if !self.shutting_down.load(Ordering::Acquire) {
+            notified.await;
+        }
+    }
+
+    fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+        self.shutdown.notify_waiters();
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, usize> {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until no connection is left or `deadline` passes.
+    fn wait_idle(&self, deadline: Instant) {
+        let mut live = self.live();
+        while *live > 0 {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return;
+            };
+            live = self
+                .idle
+                .wait_timeout(live, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+/// Reports a connection's end exactly once and keeps the plane's count of live connections. It is
+/// made before the task is spawned, so a task dropped unpolled (or dropped by a runtime shutting
+/// down) still reports `closed` with 1006.
+pub(crate) struct Lifeline {
+    conn: ConnId,
+    inbound: Arc<dyn Inbound>,
+    reported: bool,
+    // A field, so the count is released even if the `closed` call in `drop` panics.
+    _live: Live,
+}
+
+impl Lifeline {
+    pub(crate) fn closed(&mut self, code: u16, reason: &str) {
+        if !self.reported {
+            self.reported = true;
+            self.inbound.closed(self.conn, code, reason);
+        }
+    }
+
+    pub(crate) fn conn(&self) -> ConnId {
+        self.conn
+    }
+
+    pub(crate) fn inbound(&self) -> &Arc<dyn Inbound> {
+        &self.inbound
+    }
+}
+
+impl Drop for Lifeline {
+    fn drop(&mut self) {
+        self.closed(ABNORMAL_CLOSURE, "");
+    }
+}
+
+struct Live(Arc<PlaneState>);
+
+impl Live {
+    fn new(plane: Arc<PlaneState>) -> Self {
+        *plane.live() += 1;
+        Live(plane)
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let mut live = self.0.live();
+        *live -= 1;
+        if *live == 0 {
+            self.0.idle.notify_all();
+        }
+    }
+}
+
+/// Runs adopted connections on a multi-thread tokio runtime it owns.
+pub struct Plane {
+    /// Taken when the plane stops, by [`Plane::shutdown`] or on drop.
+    runtime: Option<Runtime>,
+    state: Arc<PlaneState>,
+    grace: Duration,
+}
+
+impl Plane {
+    /// Fails when the runtime cannot be built, or the heartbeat interval is zero.
+    pub fn new(settings: Settings) -> io::Result<Plane> {
+        if settings
+            .heartbeat
+            .is_some_and(|heartbeat| heartbeat.interval.is_zero())
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "heartbeat interval must not be zero",
+            ));
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(settings.worker_threads.max(1))
+            .thread_name(settings.thread_name.clone())
+            .enable_io()
+            .enable_time()
+            .build()?;
+        Ok(Plane {
+            runtime: Some(runtime),
+            state: Arc::new(PlaneState::new(&settings)),
+            grace: settings.shutdown_grace,
+        })
+    }
+
+    /// Takes over an upgraded socket. The fd is duplicated (close-on-exec), so the caller keeps
+    /// its own fd and closes it when it likes; `head` holds the bytes already read from the
+    /// socket past the upgrade request, replayed before anything read from now on.
+    #[cfg(unix)]
+    pub fn adopt(
+        &self,
+        conn: ConnId,
+        fd: std::os::fd::RawFd,
+        head: Vec<u8>,
+        inbound: Arc<dyn Inbound>,
+    ) -> io::Result<Connection> {
+        use std::os::fd::BorrowedFd;
+
+        if fd < 0 {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        // SAFETY: the caller hands over an open fd it keeps open for the duration of this call;
+        // it is only borrowed long enough to duplicate it (with F_DUPFD_CLOEXEC).
+        let owned = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()?;
+        let socket = std::net::TcpStream::from(owned);
+        socket.set_nonblocking(true)?;
+        let runtime = self.runtime();
+        let stream = {
+            let _runtime = runtime.enter();
+            tokio::net::TcpStream::from_std(socket)?
+        };
+
+        let (commands, queue) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared::default());
+        let lifeline = Lifeline {
+            conn,
+            inbound,
+            reported: false,
+            _live: Live::new(self.state.clone()),
+        };
+        let link = Link {
+            lifeline,
+            queue,
+            shared: shared.clone(),
+            plane: self.state.clone(),
+        };
+        runtime.spawn(session::run(stream, head, link));
+        Ok(Connection::new(commands, shared))
+    }
+
+    /// Runs a future on the plane's runtime. It is dropped when the plane shuts down.
+    pub fn spawn(&self, future: impl Future<Output = ()> + Send + 'static) {
+        self.runtime().spawn(future);
+    }
+
+    fn runtime(&self) -> &Runtime {
+        // Only `stop` takes the runtime, and nothing runs on a plane after it.
+        self.runtime.as_ref().expect("the plane is running")
+    }
+
+    /// Closes every connection with 1001 after what is queued for it, waits up to the shutdown
+    /// grace for their close handshakes, then stops the runtime, waiting up to the grace again
+    /// for its threads. Connections still open by then are dropped and reported `closed` 1006.
+    /// Dropping the plane does the same. Must not be called from one of the plane's own threads
+    /// (an `Inbound` callback): that thread's connection could not finish, so the grace would
+    /// run out twice.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let Some(runtime) = self.runtime.take() else {
+            return;
+        };
+        let state = &self.state;
+        let grace = self.grace;
+        let stop = move || {
+            state.begin_shutdown();
+            state.wait_idle(Instant::now() + grace);
+            runtime.shutdown_timeout(grace);
+        };
+        // tokio refuses to drop a runtime on a thread that is inside another runtime.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            std::thread::scope(|scope| {
+                let _ = scope.spawn(stop).join();
+            });
+        } else {
+            stop();
+        }
+    }
+}
+
+impl Drop for Plane {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,540 @@
+//! One connection's task: it reads messages for the hub, writes what the hub queued, keeps the
+//! heartbeat and carries out whichever ending comes first.
+//!
+//! Reading and writing share one tungstenite stream, so instead of splitting it (a lock on every
+//! poll) a single hand-written poll serves the queue, the write, the read and the timers in turn.
+//! The queue is always drained into tungstenite before the socket is read: once tungstenite has
+//! read the peer's Close it refuses to send anything more, so what was due must be in its buffer
+//! by then (it writes its reply after it).
+
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
+use std::panic::AssertUnwindSafe;
+use std::pin::{pin, Pin};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures_util::{FutureExt, Sink, SinkExt, Stream};
+use sync_core::protocol::limits::MAX_PAYLOAD_BYTES;
+use sync_core::router::{ConnId, Payload};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::futures::Notified;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Frame};
+use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::connection::{Command, Shared};
+use crate::counted::Counted;
+use crate::plane::{Lifeline, PlaneState};
+use crate::{
+    Heartbeat, Inbound, ABNORMAL_CLOSURE, GOING_AWAY, NO_STATUS, OVERSIZED_CODE, OVERSIZED_REASON,
+};
+
+const PROTOCOL_ERROR: u16 = 1002;
+const INVALID_PAYLOAD: u16 = 1007;
+/// A close frame's payload is at most 125 bytes, two of them the code.
+const MAX_CLOSE_REASON: usize = 123;
+
+/// Everything a connection's task is started with.
+pub(crate) struct Link {
+    pub(crate) lifeline: Lifeline,
+    pub(crate) queue: mpsc::UnboundedReceiver<Command>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) plane: Arc<PlaneState>,
+}
+
+/// Serves one connection to its end and reports that end, also when serving it panicked.
+pub(crate) async fn run<S>(stream: S, head: Vec<u8>, link: Link)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let Link {
+        mut lifeline,
+        queue,
+        shared,
+        plane,
+    } = link;
+    let conn = lifeline.conn();
+    let inbound = lifeline.inbound().clone();
+    let served = AssertUnwindSafe(async move {
+        let config = Some(plane.config);
+        let ws =
+            WebSocketStream::from_partially_read(Counted::new(stream), head, Role::Server, config)
+                .await;
+        let session = Session {
+            conn,
+            inbound,
+            ws,
+            queue,
+            shared,
+            plane,
+            unwritten: Unwritten::default(),
+            dirty: false,
+        };
+        session.serve().await
+    })
+    .catch_unwind()
+    .await;
+    let (code, reason) = served.unwrap_or_else(|_| (ABNORMAL_CLOSURE, String::new()));
+    lifeline.closed(code, &reason);
+}
+
+/// Why a connection left its open state.
+enum Exit {
+    /// Gone without a handshake worth waiting for: reported 1006.
+    Lost,
+    /// The hub (or the plane's shutdown) closes it.
+    Close(u16, String),
+    /// The peer sent Close with this status.
+    PeerClosed(u16, String),
+    /// A message over TinyBase's limit was read whole.
+    Oversized,
+    /// tungstenite can read no further (a protocol error, or a message too large to read): the
+    /// peer is told why, and whatever it still sends is discarded.
+    Broken {
+        code: u16,
+        reason: &'static str,
+        oversized: bool,
+    },
+}
+
+impl Exit {
+    fn from_read_error(error: WsError) -> Exit {
+        match error {
+            WsError::Capacity(_) => Exit::Broken {
+                code: OVERSIZED_CODE,
+                reason: OVERSIZED_REASON,
+                oversized: true,
+            },
+            WsError::Utf8(_) => Exit::Broken {
+                code: INVALID_PAYLOAD,
+                reason: "",
+                oversized: false,
+            },
+            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Exit::Lost,
+            WsError::Protocol(_) => Exit::Broken {
+                code: PROTOCOL_ERROR,
+                reason: "",
+                oversized: false,
+            },
+            _ => Exit::Lost,
+        }
+    }
+}
+
+/// What woke an open connection.
+enum Wake {
+    Terminate,
+    Shutdown,
+    Close(u16, String),
+    WriteFailed,
+    Read(Option<Result<Message, WsError>>),
+    Beat,
+}
+
+struct Session<S> {
+    conn: ConnId,
+    inbound: Arc<dyn Inbound>,
+    ws: WebSocketStream<Counted<S>>,
+    queue: mpsc::UnboundedReceiver<Command>,
+    shared: Arc<Shared>,
+    plane: Arc<PlaneState>,
+    unwritten: Unwritten,
+    /// Frames were handed to tungstenite since its buffer was last flushed out.
+    dirty: bool,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    async fn serve(mut self) -> (u16, String) {
+        let shared = self.shared.clone();
+        let plane = self.plane.clone();
+        let mut terminate = pin!(shared.terminate.notified());
+        let shutdown = pin!(plane.shutting_down());
+        let lost = (ABNORMAL_CLOSURE, String::new());
+        match self.open(terminate.as_mut(), shutdown).await {
+            Exit::Lost => lost,
+            Exit::Close(code, reason) => {
+                self.stop_queue();
+                if self.start_close(code, &reason).is_err() {
+                    return lost;
+                }
+                self.finish(terminate, true).await.unwrap_or(lost)
+            }
+            Exit::PeerClosed(code, reason) => {
+                self.stop_queue();
+                self.finish(terminate, false).await;
+                (code, reason)
+            }
+            Exit::Oversized => {
+                self.stop_queue();
+                self.inbound.oversized(self.conn);
+                if self.start_close(OVERSIZED_CODE, OVERSIZED_REASON).is_err() {
+                    return lost;
+                }
+                self.finish(terminate, false).await.unwrap_or(lost)
+            }
+            Exit::Broken {
+                code,
+                reason,
+                oversized,
+            } => {
+                self.stop_queue();
+                if oversized {
+                    self.inbound.oversized(self.conn);
+                }
+                self.abandon(code, reason, terminate).await;
+                lost
+            }
+        }
+    }
+
+    async fn open(
+        &mut self,
+        mut terminate: Pin<&mut Notified<'_>>,
+        mut shutdown: Pin<&mut impl Future<Output = ()>>,
+    ) -> Exit {
+        let mut beat = self.plane.heartbeat.map(Beat::new);
+        loop {
+            let wake = poll_fn(|cx| {
+                self.poll_open(cx, terminate.as_mut(), shutdown.as_mut(), beat.as_mut())
+            })
+            .await;
+            match wake {
+                Wake::Terminate | Wake::WriteFailed | Wake::Read(None) => return Exit::Lost,
+                Wake::Shutdown => return Exit::Close(GOING_AWAY, String::new()),
+                Wake::Close(code, reason) => return Exit::Close(code, reason),
+                Wake::Read(Some(Err(error))) => return Exit::from_read_error(error),
+                Wake::Read(Some(Ok(message))) => {
+                    if let Some(beat) = beat.as_mut() {
+                        beat.heard();
+                    }
+                    if let Some(exit) = self.receive(message) {
+                        return exit;
+                    }
+                }
+                Wake::Beat => match beat.as_mut().map(Beat::pulse) {
+                    Some(Pulse::GiveUp) => return Exit::Lost,
+                    Some(Pulse::Ping) => {
+                        if self.feed(Frame::ping(Bytes::new()), 0).is_err() {
+                            return Exit::Lost;
+                        }
+                    }
+                    Some(Pulse::Quiet) | None => {}
+                },
+            }
+        }
+    }
+
+    fn poll_open(
+        &mut self,
+        cx: &mut Context<'_>,
+        terminate: Pin<&mut Notified<'_>>,
+        shutdown: Pin<&mut impl Future<Output = ()>>,
+        beat: Option<&mut Beat>,
+    ) -> Poll<Wake> {
+        if terminate.poll(cx).is_ready() {
+            return Poll::Ready(Wake::Terminate);
+        }
+        if let Some(wake) = self.feed_queue(cx) {
+            return Poll::Ready(wake);
+        }
+        // After the queue, so what was sent before the shutdown still goes out ahead of the Close.
+        if shutdown.poll(cx).is_ready() {
+            return Poll::Ready(Wake::Shutdown);
+        }
+        if self.poll_write(cx).is_err() {
+            return Poll::Ready(Wake::WriteFailed);
+        }
+        if let Poll::Ready(read) = Pin::new(&mut self.ws).poll_next(cx) {
+            return Poll::Ready(Wake::Read(read));
+        }
+        if let Some(beat) = beat {
+            if beat.poll_due(cx).is_ready() {
+                return Poll::Ready(Wake::Beat);
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Hands every queued frame to tungstenite, stopping at a close request.
+    fn feed_queue(&mut self, cx: &mut Context<'_>) -> Option<Wake> {
+        while let Poll::Ready(Some(command)) = self.queue.poll_recv(cx) {
+            match command {
+                Command::Frame(payload) => {
+                    if self.feed(text_frame(&payload), payload.len()).is_err() {
+                        return Some(Wake::WriteFailed);
+                    }
+                }
+                Command::Close(code, reason) => return Some(Wake::Close(code, reason)),
+            }
+        }
+        None
+    }
+
+    /// Appends a frame to tungstenite's write buffer. With the write threshold above any
+    /// possible backlog, `start_send` never touches the socket, so it needs no readiness poll.
+    fn feed(&mut self, frame: Frame, payload: usize) -> Result<(), ()> {
+        let wire = frame.len();
+        if Pin::new(&mut self.ws)
+            .start_send(Message::Frame(frame))
+            .is_err()
+        {
+            self.shared.release(payload);
+            return Err(());
+        }
+        let written = self.ws.get_ref().written();
+        self.unwritten.fed(wire, payload, written);
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Flushes what was fed, releasing backlog as the kernel takes it.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Result<(), ()> {
+        if !self.dirty {
+            return Ok(());
+        }
+        self.poll_flush(cx)
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Result<(), ()> {
+        let flushed = Pin::new(&mut self.ws).poll_flush(cx);
+        let written = self.ws.get_ref().written();
+        let taken = match flushed {
+            Poll::Ready(Err(_)) => return Err(()),
+            Poll::Ready(Ok(())) => {
+                self.dirty = false;
+                self.unwritten.all_taken(written)
+            }
+            Poll::Pending => self.unwritten.taken(written),
+        };
+        self.shared.release(taken);
+        Ok(())
+    }
+
+    fn receive(&mut self, message: Message) -> Option<Exit> {
+        match message {
+            Message::Text(text) => self.deliver(&text),
+            Message::Binary(data) => self.deliver(&String::from_utf8_lossy(&data)),
+            Message::Close(frame) => {
+                let (code, reason) = close_status(frame);
+                Some(Exit::PeerClosed(code, reason))
+            }
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => None,
+        }
+    }
+
+    fn deliver(&self, text: &str) -> Option<Exit> {
+        if text.len() > MAX_PAYLOAD_BYTES {
+            return Some(Exit::Oversized);
+        }
+        self.inbound.message(self.conn, text);
+        None
+    }
+
+    /// Refuses further sends and drops what is still queued: nothing more can follow a Close.
+    fn stop_queue(&mut self) {
+        self.queue.close();
+        while let Ok(command) = self.queue.try_recv() {
+            if let Command::Frame(payload) = command {
+                self.shared.release(payload.len());
+            }
+        }
+    }
+
+    fn start_close(&mut self, code: u16, reason: &str) -> Result<(), ()> {
+        let close = Message::Close(Some(CloseFrame {
+            code: code.into(),
+            reason: Utf8Bytes::from(close_reason(reason)),
+        }));
+        Pin::new(&mut self.ws).start_send(close).map_err(drop)
+    }
+
+    /// Drives a close handshake to its end: our Close or our reply goes out after everything fed
+    /// before it, and the peer's reply (if we closed) is awaited, up to the close timeout. Returns
+    /// the status of the Close received during this phase, if the handshake completed.
+    async fn finish(
+        &mut self,
+        mut terminate: Pin<&mut Notified<'_>>,
+        deliver: bool,
+    ) -> Option<(u16, String)> {
+        let mut deadline = pin!(tokio::time::sleep(self.plane.close_timeout));
+        let mut reply = None;
+        loop {
+            let read = poll_fn(|cx| {
+                if terminate.as_mut().poll(cx).is_ready() || deadline.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(None);
+                }
+                if self.poll_flush(cx).is_err() {
+                    return Poll::Ready(None);
+                }
+                Pin::new(&mut self.ws).poll_next(cx).map(Some)
+            })
+            .await?;
+            match read {
+                Some(Ok(Message::Close(frame))) => reply = Some(close_status(frame)),
+                Some(Ok(Message::Text(text))) if deliver => {
+                    self.deliver_while_closing(&text);
+                }
+                Some(Ok(Message::Binary(data))) if deliver => {
+                    self.deliver_while_closing(&String::from_utf8_lossy(&data));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return reply,
+            }
+        }
+    }
+
+    /// ws still emits messages that arrive while its close handshake runs; an oversized one can
+    /// only be dropped, the connection is closing already.
+    fn deliver_while_closing(&self, text: &str) {
+        if text.len() <= MAX_PAYLOAD_BYTES {
+            self.inbound.message(self.conn, text);
+        }
+    }
+
+    /// Sends Close when tungstenite can no longer read, then discards what the peer still sends
+    /// until it hangs up. Closing with unread data would reset the connection, and the peer
+    /// could lose the Close along with it.
+    async fn abandon(&mut self, code: u16, reason: &str, terminate: Pin<&mut Notified<'_>>) {
+        let close = Message::Close(Some(CloseFrame {
+            code: code.into(),
+            reason: Utf8Bytes::from(close_reason(reason)),
+        }));
+        let ws = &mut self.ws;
+        let drain = async move {
+            if ws.send(close).await.is_err() {
+                return;
+            }
+            let socket = ws.get_mut();
+            if socket.shutdown().await.is_err() {
+                return;
+            }
+            let mut scrap = vec![0; 16 * 1024];
+            while let Ok(1..) = socket.read(&mut scrap).await {}
+        };
+        tokio::select! {
+            () = drain => {}
+            () = tokio::time::sleep(self.plane.close_timeout) => {}
+            () = terminate => {}
+        }
+    }
+}
+
+/// A text frame sharing the payload's bytes: one broadcast payload is never copied per recipient,
+/// and being UTF-8 already it needs no validation either.
+fn text_frame(payload: &Payload) -> Frame {
+    Frame::message(payload.bytes().clone(), OpCode::Data(Data::Text), true)
+}
+
+fn close_status(frame: Option<CloseFrame>) -> (u16, String) {
+    match frame {
+        Some(frame) => (frame.code.into(), frame.reason.as_str().to_owned()),
+        None => (NO_STATUS, String::new()),
+    }
+}
+
+/// The longest prefix of `reason` that fits a close frame, cut at a character boundary.
+fn close_reason(reason: &str) -> String {
+    let mut end = reason.len().min(MAX_CLOSE_REASON);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_owned()
+}
+
+/// Frames handed to tungstenite whose bytes the kernel has not wholly taken yet, by their end
+/// offset in the stream of written bytes. Control frames tungstenite writes on its own (pongs,
+/// close replies) are not seen here and shift offsets by a few bytes; the count is set right
+/// again whenever tungstenite's buffer is empty.
+#[derive(Default)]
+struct Unwritten {
+    fed: u64,
+    frames: VecDeque<(u64, usize)>,
+}
+
+impl Unwritten {
+    fn fed(&mut self, wire: usize, payload: usize, written: u64) {
+        if self.frames.is_empty() {
+            self.fed = self.fed.max(written);
+        }
+        self.fed += wire as u64;
+        if payload > 0 {
+            self.frames.push_back((self.fed, payload));
+        }
+    }
+
+    /// Payload bytes of the frames now wholly written.
+    fn taken(&mut self, written: u64) -> usize {
+        let mut bytes = 0;
+        while let Some(&(end, payload)) = self.frames.front() {
+            if end > written {
+                break;
+            }
+            self.frames.pop_front();
+            bytes += payload;
+        }
+        bytes
+    }
+
+    /// Everything fed is written.
+    fn all_taken(&mut self, written: u64) -> usize {
+        self.fed = written;
+        self.frames.drain(..).map(|(_, payload)| payload).sum()
+    }
+}
+
+/// The heartbeat of one connection.
+struct Beat {
+    interval: Interval,
+    heard: bool,
+    silent: u32,
+    allowed_misses: u32,
+}
+
+enum Pulse {
+    /// The peer spoke during the last interval.
+    Quiet,
+    Ping,
+    GiveUp,
+}
+
+impl Beat {
+    fn new(heartbeat: Heartbeat) -> Self {
+        let mut interval =
+            tokio::time::interval_at(Instant::now() + heartbeat.interval, heartbeat.interval);
+        interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Beat {
+            interval,
+            heard: false,
+            silent: 0,
+            allowed_misses: heartbeat.allowed_misses,
+        }
+    }
+
+    fn heard(&mut self) {
+        self.heard = true;
+    }
+
+    fn poll_due(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.interval.poll_tick(cx).map(drop)
+    }
+
+    fn pulse(&mut self) -> Pulse {
+        if std::mem::take(&mut self.heard) {
+            self.silent = 0;
+            return Pulse::Quiet;
+        }
+        // The first silent interval sends the first ping; each one after it is a missed pong.
+        self.silent += 1;
+        if self.silent > self.allowed_misses {
+            Pulse::GiveUp
+        } else {
+            Pulse::Ping
+        }
+    }
+}

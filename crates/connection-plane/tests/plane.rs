@@ -1,0 +1,507 @@
+//! The plane against real loopback clients: takeover, fan-out, both kinds of close, limits.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{read_to_end, recorder, Event, Server, PATIENCE};
+use connection_plane::{
+    ConnId, Heartbeat, Inbound, Payload, Plane, Settings, OVERSIZED_CODE, OVERSIZED_REASON,
+};
+use futures_util::{SinkExt, StreamExt};
+use sync_core::protocol::limits::MAX_PAYLOAD_BYTES;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Bytes, Message};
+
+fn plane() -> Plane {
+    Plane::new(Settings::default()).expect("plane")
+}
+
+fn text(message: &str) -> Message {
+    Message::text(message)
+}
+
+fn texts(received: &[Message]) -> Vec<String> {
+    received
+        .iter()
+        .filter_map(|message| match message {
+            Message::Text(text) => Some(text.as_str().to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn close_of(received: &[Message]) -> Option<(u16, String)> {
+    received.iter().find_map(|message| match message {
+        Message::Close(Some(frame)) => Some((frame.code.into(), frame.reason.as_str().to_owned())),
+        _ => None,
+    })
+}
+
+#[tokio::test]
+async fn messages_sent_around_the_takeover_arrive_once_and_in_order() {
+    let plane = plane();
+    let server = Server::bind().await;
+    let (inbound, mut events) = recorder();
+    let (mut client, mut upgraded) = server.connect().await;
+
+    for i in 0..50 {
+        client.send(text(&format!("before-{i:02}"))).await.unwrap();
+    }
+    // Each masked frame is 15 bytes, so this cuts one in half: the rest is still in the socket.
+    upgraded.read_until(100).await;
+    let conn = upgraded.adopt(&plane, ConnId(1), inbound);
+    for i in 0..50 {
+        client.send(text(&format!("after-{i:02}"))).await.unwrap();
+    }
+
+    let expected: Vec<String> = (0..50)
+        .map(|i| format!("before-{i:02}"))
+        .chain((0..50).map(|i| format!("after-{i:02}")))
+        .collect();
+    for text in &expected {
+        assert_eq!(events.next().await, Event::Message(ConnId(1), text.clone()));
+    }
+
+    conn.send(Payload::from("reply".to_owned())).unwrap();
+    assert_eq!(client.next().await.unwrap().unwrap(), text("reply"));
+    client.close(None).await.unwrap();
+    assert_eq!(
+        events.next().await,
+        Event::Closed(ConnId(1), 1005, String::new())
+    );
+    plane.shutdown();
+}
+
+#[tokio::test]
+async fn head_holding_whole_frames_and_the_upgrade_remainder_is_replayed() {
+    let plane = plane();
+    let server = Server::bind().await;
+    let (inbound, mut events) = recorder();
+    let (mut client, mut upgraded) = server.connect().await;
+
+    client.send(text("one")).await.unwrap();
+    client.send(text("two")).await.unwrap();
+    // Exactly two whole frames of 2 + 4 + 3 bytes: nothing of them is left in the socket.
+    upgraded.read_until(18).await;
+    let _conn = upgraded.adopt(&plane, ConnId(2), inbound);
+    client.send(text("three")).await.unwrap();
+
+    for expected in ["one", "two", "three"] {
+        assert_eq!(
+            events.next().await,
+            Event::Message(ConnId(2), expected.to_owned())
+        );
+    }
+    drop(client);
+    assert_eq!(
+        events.next().await,
+        Event::Closed(ConnId(2), 1006, String::new())
+    );
+    plane.shutdown();
+}
+
+#[tokio::test]
+async fn a_shared_payload_fans_out_to_every_connection_in_order() {
+    let plane = plane();
+    let server = Server::bind().await;
+    let (inbound, mut events) = recorder();
+    let mut clients = Vec::new();
+    let mut conns = Vec::new();
+    for id in 0..3 {
+        let (client, upgraded) = server.connect().await;
+        clients.push(client);
+        conns.push(upgraded.adopt(&plane, ConnId(id), inbound.clone()));
+    }
+
+    for round in 0..200 {
+        let broadcast = Payload::from(format!("all-{round}"));
+        for (id, conn) in conns.iter().enumerate() {
+            conn.send(broadcast.clone()).unwrap();
+            conn.send(Payload::from(format!("only-{id}-{round}")))
+                .unwrap();
+        }
+    }
+    for conn in &conns {
+        conn.close(1000, "done");
+    }
+
+    for (id, client) in clients.iter_mut().enumerate() {
+        let received = read_to_end(client).await;
+        let expected: Vec<String> = (0..200)
+            .flat_map(|round| [format!("all-{round}"), format!("only-{id}-{round}")])
+            .collect();
+        assert_eq!(texts(&received), expected);
+        assert_eq!(close_of(&received), Some((1000, "done".to_owned())));
+    }
+    let mut closed: Vec<Event> = Vec::new();
+    for _ in 0..3 {
+        closed.push(events.next().await);
+    }
+    closed.sort_by_key(|event| format!("{event:?}"));
+    assert_eq!(
+        closed,
+        (0..3)
+            .map(|id| Event::Closed(ConnId(id), 1000, "done".to_owned()))
+            .collect::<Vec<_>>()
+    );
+    for conn in &conns {
+        assert_eq!(conn.buffered_amount(), 0);
+    }
+    plane.shutdown();
+}
+
+#[tokio::test]
+async fn our_close_goes_out_after_queued_frames_and_waits_for_the_reply() {
+    let plane = plane();
+    let server = Server::bind().await;
+    let (inbound, mut events) = recorder();
+    let (mut client, upgraded) = server.connect().await;
+    let conn = upgraded.adopt(&plane, ConnId(3), inbound);
+
+    conn.send(Payload::from("last words".to_owned())).unwrap();
+    conn.close(4000, "bye");
+    conn.send(Payload::from("too late".to_owned())).unwrap();
+
+    let received = read_to_end(&mut client).await;
+    assert_eq!(texts(&received), ["last words"]);
+    assert_eq!(close_of(&received), Some((4000, "bye".to_owned())));
+    assert_eq!(
+        events.next().await,
+        Event::Closed(ConnId(3), 4000, "bye".to_owned())
+    );
+    plane.shutdown();
+}
+
+#[tokio::test]
+async fn an_overlong_close_reason_is_cut_at_a_character_boundary() {
+    let plane = plane();
+    let server = Server::bind().await;
+    let (inbound, mut events) = recorder();
+    let (mut client, upgraded) = server.connect().await;
+    let conn = upgraded.adopt(&plane, ConnId(4), inbound);
+
+    // 61 two-byte characters and one more: 124 bytes, one over what a close frame holds.
+    let reason = "é".repeat(62);
+    conn.close(4001, &reason);
+
+    let received = read_to_end(&mut client).await;
+    let cut = "é".repeat(61);
+    assert_eq!(close_of(&received), Some((4001, cut.clone())));
+    assert_eq!(events.next().await, Event::Closed(ConnId(4), 4001, cut));
+    plane.shutdown();
+}
+
+#[tokio::test]
+async fn the_peers_close_follows_what_was_queued_before_it() {
+    let plane = plane();
+    let server = Server::bind().await;
+    let (inbound, mut events) = recorder();
+    let (mut client, upgraded) = server.connect().await;
+    let conn = upgraded.adopt(&plane, ConnId(5), inbound);
+
+    for i in 0..100 {
+        conn.send(Payload::from(format!("due-{i}"))).unwrap();
+    }
+    client
+        .close(Some(CloseFrame {
+            code: CloseCode::from(4002),
+            reason: "later".into(),
+        }))
+        .await
+        .unwrap();
+
+    let received = read_to_end(&mut client).await;
+    let expected: Vec<String> = (0..100).map(|i| format!("due-{i}")).collect();
+    assert_eq!(texts(&received), expected);
+    assert_eq!(close_of(&received), Some((4002, "later".to_owned())));
+    assert_eq!(
+        events.next().await,
+        Event::Closed(ConnId(5), 4002, "later".to_owned())
+    );
+    plane.shutdown();
+}
+
+#[tokio::test]
+async fn terminate_drops_the_socket_without_a_close_frame() {
+    let plane = plane();
+    let server = Server::bind().await;
+    let (inbound, mut events) = recorder();
+    let (mut client, upgraded) = server.connect().await;
+    let conn = upgraded.adopt(&plane, ConnId(6), inbound);
+
+    conn.terminate();
+    assert_eq!(
+        events.next().await,
+        Event::Closed(ConnId(6), 1006, String::new())
+    );
+    let received = read_to_end(&mut client).await;
+    assert_eq!(close_of(&received), None);
+    conn.close(1000, "");
+    assert!(conn.send(Payload::from("ignored".to_owned())).is_ok());
+    plane.shutdown();
+}
+
+#[tokio::test]
+async fn a_message_over_the_limit_is_reported_and_closed_with_1013() {
+    let plane = plane();
+    let server = Server::bind().await;
+    let (inbound, mut events) = recorder();
+    let (mut client, upgraded) = server.connect().await;
+    let _conn = upgraded.adopt(&plane, ConnId(7), inbound);
+
+    client.send(text("fine")).await.unwrap();
+    client
+        .send(Message::text("x".repeat(MAX_PAYLOAD_BYTES + 1)))
+        .await
+        .unwrap();
+    client.send(text("ignored")).await.unwrap();
+
+    let received = read_to_end(&mut client).await;
+    assert_eq!(
+        close_of(&received),
+        Some((OVERSIZED_CODE, OVERSIZED_REASON.to_owned()))
+    );
+    assert_eq!(
+        events.next().await,
+        Event::Message(ConnId(7), "fine".to_owned())
+    );
+    assert_eq!(events.next().await, Event::Oversized(ConnId(7)));
+    assert_eq!(
+        events.next().await,
+        Event::Closed(ConnId(7), OVERSIZED_CODE, OVERSIZED_REASON.to_owned())
+    );
+    plane.shutdown();
+}
+
+#[tokio::test]
+async fn a_message_past_the_read_limit_is_cut_off_and_still_closed_with_1013() {
+    let plane = Plane::new(Settings {
+        max_message_size: 1024,
+        ..Settings::default()
+    })
+    .unwrap();
+    let server = Server::bind().await;
+    let (inbound, mut events) = recorder();
+    let (mut client, upgraded) = server.connect().await;
+    let _conn = upgraded.adopt(&plane, ConnId(8), inbound);
+
+    client
+        .send(Message::text("y".repeat(256 * 1024)))
+        .await
+        .unwrap();
+
+    let received = read_to_end(&mut client).await;
+    assert_eq!(
+        close_of(&received),
+        Some((OVERSIZED_CODE, OVERSIZED_REASON.to_owned()))
+    );
+    // The plane discards until the peer hangs up, which a tungstenite client does on drop.
+    drop(client);
+    assert_eq!(events.next().await, Event::Oversized(ConnId(8)));
+    assert_eq!(
+        events.next().await,
+        Event::Closed(ConnId(8), 1006, String::new())
+    );
+    plane.shutdown();
+}
+
+#[tokio::test]
+async fn invalid_utf8_text_is_closed_with_1007() {
+    let plane = plane();
+    let server = Server::bind().await;
+    let (inbound, mut events) = recorder();
+    let (mut client, upgraded) = server.connect().await;
+    let _conn = upgraded.adopt(&plane, ConnId(9), inbound);
+
+    let invalid = Frame::message(
+        Bytes::from_static(b"\xff\xfe"),
+        OpCode::Data(Data::Text),
+        true,
+    );
+    client.send(Message::Frame(invalid)).await.unwrap();
+
+    let received = read_to_end(&mut client).await;
+    assert_eq!(close_of(&received).map(|(code, _)| code), Some(1007));
+    drop(client);
+    assert_eq!(
+        events.next().await,
+        Event::Closed(ConnId(9), 1006, String::new())
+    );
+    plane.shutdown();
+}
+
+#[tokio::test]
+async fn binary_frames_arrive_as_lossy_text() {
+    let plane = plane();
+    let server = Server::bind().await;
+    let (inbound, mut events) = recorder();
+    let (mut client, upgraded) = server.connect().await;
+    let _conn = upgraded.adopt(&plane, ConnId(10), inbound);
+
+    client
+        .send(Message::binary(Bytes::from_static(b"hi\xff")))
+        .await
+        .unwrap();
+    assert_eq!(
+        events.next().await,
+        Event::Message(ConnId(10), "hi\u{FFFD}".to_owned())
+    );
+    drop(client);
+    assert_eq!(
+        events.next().await,
+        Event::Closed(ConnId(10), 1006, String::new())
+    );
+    plane.shutdown();
+}
+
+#[tokio::test]
+async fn sends_to_a_peer_that_stops_reading_are_refused_once_the_backlog_is_full() {
+    let plane = plane();
+    let server = Server::bind().await;
+    let (inbound, mut events) = recorder();
+    let (mut client, upgraded) = server.connect_small().await;
+    let conn = upgraded.adopt(&plane, ConnId(11), inbound);
+
+    assert!(conn
+        .send(Payload::from("z".repeat(MAX_PAYLOAD_BYTES + 1)))
+        .is_err());
+
+    let chunk = Payload::from("c".repeat(256 * 1024));
+    let mut accepted = 0;
+    while conn.send(chunk.clone()).is_ok() {
+        accepted += chunk.len();
+        assert!(conn.buffered_amount() <= MAX_PAYLOAD_BYTES);
+        // What the kernel holds is all that can be past the backlog: a few MiB, far below this.
+        assert!(accepted < 3 * MAX_PAYLOAD_BYTES, "the backlog never filled");
+        tokio::task::yield_now().await;
+    }
+    assert!(conn.buffered_amount() + chunk.len() > MAX_PAYLOAD_BYTES);
+
+    // Once the peer reads again, everything accepted arrives and the backlog drains.
+    conn.close(1000, "");
+    let received = read_to_end(&mut client).await;
+    let delivered: usize = texts(&received).iter().map(String::len).sum();
+    assert_eq!(delivered, accepted);
+    assert_eq!(conn.buffered_amount(), 0);
+    assert_eq!(
+        events.next().await,
+        Event::Closed(ConnId(11), 1000, String::new())
+    );
+    plane.shutdown();
+}
+
+#[tokio::test]
+async fn the_heartbeat_drops_a_peer_that_stops_answering() {
+    let plane = Plane::new(Settings {
+        heartbeat: Some(Heartbeat {
+            interval: Duration::from_millis(20),
+            allowed_misses: 2,
+        }),
+        ..Settings::default()
+    })
+    .unwrap();
+    let server = Server::bind().await;
+    let (inbound, mut events) = recorder();
+    // Never polled, so it never answers a ping.
+    let (_client, upgraded) = server.connect().await;
+    let _conn = upgraded.adopt(&plane, ConnId(12), inbound);
+
+    assert_eq!(
+        events.next().await,
+        Event::Closed(ConnId(12), 1006, String::new())
+    );
+    plane.shutdown();
+}
+
+#[tokio::test]
+async fn the_heartbeat_keeps_a_peer_that_answers() {
+    let plane = Plane::new(Settings {
+        heartbeat: Some(Heartbeat {
+            interval: Duration::from_millis(50),
+            allowed_misses: 5,
+        }),
+        ..Settings::default()
+    })
+    .unwrap();
+    let server = Server::bind().await;
+    let (inbound, mut events) = recorder();
+    let (client, upgraded) = server.connect().await;
+    let conn = upgraded.adopt(&plane, ConnId(13), inbound);
+    let (mut sink, mut stream) = client.split();
+
+    let reader = tokio::spawn(async move {
+        let mut pings = 0;
+        while let Some(Ok(message)) = stream.next().await {
+            if message.is_ping() {
+                pings += 1;
+            }
+        }
+        pings
+    });
+    // Long enough for a dozen intervals: a peer whose pongs went unnoticed would be gone.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    sink.send(text("still here")).await.unwrap();
+    assert_eq!(
+        events.next().await,
+        Event::Message(ConnId(13), "still here".to_owned())
+    );
+
+    conn.close(1000, "");
+    let pings = tokio::time::timeout(PATIENCE, reader)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(pings > 0, "an idle peer was never pinged");
+    assert_eq!(
+        events.next().await,
+        Event::Closed(ConnId(13), 1000, String::new())
+    );
+    plane.shutdown();
+}
+
+/// A hub with a bug: it panics on every message.
+struct Panicking(Arc<common::Recorder>);
+
+impl Inbound for Panicking {
+    fn message(&self, _: ConnId, _: &str) {
+        panic!("a hub bug");
+    }
+
+    fn oversized(&self, conn: ConnId) {
+        self.0.oversized(conn);
+    }
+
+    fn closed(&self, conn: ConnId, code: u16, reason: &str) {
+        self.0.closed(conn, code, reason);
+    }
+}
+
+#[tokio::test]
+async fn a_panic_while_serving_still_reports_the_end() {
+    let plane = plane();
+    let server = Server::bind().await;
+    let (inbound, mut events) = recorder();
+    let (mut client, upgraded) = server.connect().await;
+    let _conn = upgraded.adopt(&plane, ConnId(14), Arc::new(Panicking(inbound)));
+
+    client.send(text("boom")).await.unwrap();
+    assert_eq!(
+        events.next().await,
+        Event::Closed(ConnId(14), 1006, String::new())
+    );
+    let received = read_to_end(&mut client).await;
+    assert_eq!(close_of(&received), None);
+    plane.shutdown();
+}
+
+#[tokio::test]
+async fn adopting_something_that_is_not_an_fd_fails() {
+    let plane = plane();
+    let (inbound, _events) = recorder();
+    assert!(plane.adopt(ConnId(15), -1, Vec::new(), inbound).is_err());
+    plane.shutdown();
+}
