@@ -1,7 +1,26 @@
 //! Validation of a message remainder, `[requestId, messageType, body]`, exactly as TinyBase's
 //! server decides whether to relay it.
+//!
+//! TinyBase parses the remainder with `JSON.parse`, turns the `\u{FFFC}` marker into `undefined`
+//! and then checks the body's shape for its message type. Here all of that happens in the pass
+//! that parses the JSON: each value is parsed against the set of shapes it may still take and
+//! answers with the subset it satisfies, so nothing is kept but a few bits a level (and, for an
+//! object, the keys whose value failed, since a repeated key replaces its earlier value).
+//!
+//! Scalars are taken raw and judged here, because serde_json refuses two things `JSON.parse`
+//! accepts: numbers that overflow to `Infinity` and strings holding unpaired surrogates. Only
+//! arrays and objects that a shape looks into are parsed through serde's data model; if one of
+//! those refusals happens there, the message is judged again reading every value raw, which
+//! costs a pass per level but only for such contrived input.
 
-use serde_json::Value;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::error::Category;
+use serde_json::value::RawValue;
 
 use super::limits::UNDEFINED_MARKER;
 
@@ -17,115 +36,641 @@ pub mod message_type {
     pub const GET_VALUE_DIFF: i64 = 7;
 }
 
+/// Deepest nesting of arrays and objects accepted, counting the message array as one.
+/// TinyBase recurses once a level when it restores `undefined` values and Node runs out of stack
+/// somewhere past 1,500 levels of objects (2,700 of arrays), which makes the message invalid;
+/// its clients fail alike, each engine at its own depth. Below all of those, the relay never
+/// passes on a message a client cannot parse, and no TinyBase client nests a tenth as deep.
+pub const MAX_NESTING: usize = 1_000;
+
 /// Returns the message type of a valid remainder, or `None` where TinyBase would reject it.
 pub fn validate(remainder: &str) -> Option<i64> {
-    let message: Value = serde_json::from_str(remainder).ok()?;
-    let [request_id, message_type, body] = message.as_array()?.as_slice() else {
-        return None;
-    };
-    if !(request_id.is_null() || is_string(request_id)) {
-        return None;
+    match judge(remainder, false) {
+        Ok(message_type) => Some(message_type),
+        // A refusal of serde_json's own, not a rule of TinyBase's: JSON.parse may have accepted
+        // what was refused, and a later repeat of its key may even have made it irrelevant.
+        Err(Category::Syntax) => judge(remainder, true).ok(),
+        Err(_) => None,
     }
-    let message_type = integer(message_type)?;
-    use message_type::*;
-    let valid = match message_type {
-        RESPONSE => is_response(body),
-        GET_CONTENT_HASHES => body.as_str() == Some(""),
-        CONTENT_HASHES => is_content_hashes(body),
-        CONTENT_DIFF => is_mergeable(body),
-        GET_TABLE_DIFF | GET_VALUE_DIFF => is_hash_tree(body, 0),
-        GET_ROW_DIFF => is_hash_tree(body, 1),
-        GET_CELL_DIFF => is_hash_tree(body, 2),
-        _ => false,
-    };
-    valid.then_some(message_type)
 }
 
-fn is_string(value: &Value) -> bool {
-    value.as_str().is_some_and(|s| s != UNDEFINED_MARKER)
+fn judge(remainder: &str, all_raw: bool) -> Result<i64, Category> {
+    let mut deserializer = serde_json::Deserializer::from_str(remainder);
+    let message_type = deserializer
+        .deserialize_seq(MessageVisitor { all_raw })
+        .map_err(|error| error.classify())?;
+    deserializer.end().map_err(|error| error.classify())?;
+    Ok(message_type)
 }
 
-fn integer(value: &Value) -> Option<i64> {
-    let number = value.as_f64()?;
-    (number.fract() == 0.0 && number.abs() < 9.0e15).then_some(number as i64)
+/// A set of shapes, one bit each, that a value may be asked to satisfy.
+type Shapes = u32;
+
+/// The shapes of TinyBase's message bodies, after the checks in its server.
+mod shape {
+    use super::Shapes;
+
+    /// `isCellOrValueOrUndefined`: every JSON value but a non-finite number, and `undefined`.
+    pub const ANY: Shapes = 1 << 0;
+    /// `isHash`: an integer from 0 to 2^32 - 1.
+    pub const HASH: Shapes = 1 << 1;
+    /// `isHlc`: `""` or 16 characters of TinyBase's id alphabet.
+    pub const HLC: Shapes = 1 << 2;
+    /// Exactly `""`.
+    pub const EMPTY: Shapes = 1 << 3;
+    /// Exactly the number 1.
+    pub const ONE: Shapes = 1 << 4;
+    /// `isHashTree(_, 0..=2)`: an object of hashes, or of hash trees a level down.
+    pub const HASH_TREE: [Shapes; 3] = [1 << 5, 1 << 6, 1 << 7];
+    /// The object inside a stamp of depth 1..=3: each value a stamp a level down.
+    pub const STAMP_MAP: [Shapes; 3] = [1 << 8, 1 << 9, 1 << 10];
+    /// `isStamp(_, 0..=3)`: `[thing]` or `[thing, hlc]`, the thing a stamp map unless depth 0,
+    /// where it is a cell or value.
+    pub const STAMP: [Shapes; 4] = [1 << 11, 1 << 12, 1 << 13, 1 << 14];
+    /// `isContentHashes`: `[hash, hash]`.
+    pub const CONTENT_HASHES: Shapes = 1 << 15;
+    /// `isMergeableContentOrChanges`: `[tablesStamp, valuesStamp]`, or with a third item `1`.
+    pub const CHANGES: Shapes = 1 << 16;
+    /// The last form of `isResponse`: `[tablesStamp, hashTree of depth 0 or 1]`.
+    pub const STAMP_AND_HASHES: Shapes = 1 << 17;
+
+    pub const COUNT: usize = 18;
+
+    pub const SCALARS: Shapes = ANY | HASH | HLC | EMPTY | ONE;
 }
 
-fn is_hash(value: &Value) -> bool {
-    value
-        .as_f64()
-        .is_some_and(|hash| hash.fract() == 0.0 && (0.0..=4_294_967_295.0).contains(&hash))
+/// What the items of an array shape, or the values of an object shape, must be.
+#[derive(Clone, Copy)]
+struct Rule {
+    /// For an array, the shapes of its items by index; for an object, `items[0]` is the shape
+    /// of every value. Scalars have no items.
+    items: [Shapes; 3],
+    /// How many items an array may have.
+    len: (usize, usize),
+    /// Whether this is an object shape rather than an array one.
+    object: bool,
 }
 
-fn is_hash_tree(value: &Value, depth: u8) -> bool {
-    value.as_object().is_some_and(|tree| {
-        tree.values().all(|child| match depth {
-            0 => is_hash(child),
-            _ => is_hash_tree(child, depth - 1),
+const fn rules() -> [Rule; shape::COUNT] {
+    use shape::*;
+    const fn array(items: [Shapes; 3], min: usize, max: usize) -> Rule {
+        Rule {
+            items,
+            len: (min, max),
+            object: false,
+        }
+    }
+    const fn object(values: Shapes) -> Rule {
+        Rule {
+            items: [values, 0, 0],
+            len: (0, 0),
+            object: true,
+        }
+    }
+    const fn at(shape: Shapes) -> usize {
+        shape.trailing_zeros() as usize
+    }
+    let mut rules = [array([0; 3], 0, 0); COUNT];
+    rules[at(HASH_TREE[0])] = object(HASH);
+    rules[at(HASH_TREE[1])] = object(HASH_TREE[0]);
+    rules[at(HASH_TREE[2])] = object(HASH_TREE[1]);
+    rules[at(STAMP_MAP[0])] = object(STAMP[0]);
+    rules[at(STAMP_MAP[1])] = object(STAMP[1]);
+    rules[at(STAMP_MAP[2])] = object(STAMP[2]);
+    rules[at(STAMP[0])] = array([ANY, HLC, 0], 1, 2);
+    rules[at(STAMP[1])] = array([STAMP_MAP[0], HLC, 0], 1, 2);
+    rules[at(STAMP[2])] = array([STAMP_MAP[1], HLC, 0], 1, 2);
+    rules[at(STAMP[3])] = array([STAMP_MAP[2], HLC, 0], 1, 2);
+    rules[at(CONTENT_HASHES)] = array([HASH, HASH, 0], 2, 2);
+    rules[at(CHANGES)] = array([STAMP[3], STAMP[1], ONE], 2, 3);
+    rules[at(STAMP_AND_HASHES)] = array([STAMP[3], HASH_TREE[0] | HASH_TREE[1], 0], 2, 2);
+    rules
+}
+
+const RULES: [Rule; shape::COUNT] = rules();
+
+/// The shapes in `shapes` with their rules.
+fn each_rule(shapes: Shapes) -> impl Iterator<Item = (Shapes, Rule)> {
+    let mut rest = shapes;
+    std::iter::from_fn(move || {
+        let bit = rest & rest.wrapping_neg();
+        rest &= !bit;
+        let rule = RULES.get(bit.trailing_zeros() as usize)?;
+        Some((bit, *rule))
+    })
+}
+
+/// Of `shapes`, the array shapes (`object == false`) or the object ones.
+fn of_kind(shapes: Shapes, object: bool) -> Shapes {
+    each_rule(shapes & !shape::SCALARS)
+        .filter(|(_, rule)| rule.object == object)
+        .fold(0, |kind, (bit, _)| kind | bit)
+}
+
+/// The shapes any of `shapes` asks of the item at `index`.
+fn item_shapes(shapes: Shapes, index: usize) -> Shapes {
+    each_rule(shapes).fold(0, |wanted, (_, rule)| {
+        wanted | rule.items.get(index).copied().unwrap_or(0)
+    })
+}
+
+/// Those of `shapes` that an item at `index` satisfying `got` keeps alive.
+fn kept_by_item(shapes: Shapes, index: usize, got: Shapes) -> Shapes {
+    each_rule(shapes)
+        .filter(|(_, rule)| {
+            rule.items
+                .get(index)
+                .is_some_and(|&wanted| wanted & got != 0)
         })
-    })
+        .fold(0, |kept, (bit, _)| kept | bit)
 }
 
-fn is_hlc(value: &Value) -> bool {
-    value.as_str().is_some_and(|hlc| {
-        hlc.is_empty()
-            || (hlc.len() == 16
-                && hlc
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-    })
-}
-
-fn is_stamp(value: &Value, depth: u8) -> bool {
-    let Some(stamp) = value.as_array() else {
-        return false;
-    };
-    let shape_ok = match stamp.as_slice() {
-        [_] => true,
-        [_, hlc] => is_hlc(hlc),
-        _ => false,
-    };
-    shape_ok
-        && match depth {
-            0 => true,
-            _ => stamp[0]
-                .as_object()
-                .is_some_and(|children| children.values().all(|c| is_stamp(c, depth - 1))),
-        }
-}
-
-fn is_content_hashes(body: &Value) -> bool {
-    matches!(body.as_array().map(Vec::as_slice), Some([a, b]) if is_hash(a) && is_hash(b))
-}
-
-fn is_mergeable(body: &Value) -> bool {
-    match body.as_array().map(Vec::as_slice) {
-        Some([tables, values]) => is_stamp(tables, 3) && is_stamp(values, 1),
-        Some([tables, values, one]) => {
-            one.as_f64() == Some(1.0) && is_stamp(tables, 3) && is_stamp(values, 1)
-        }
-        _ => false,
+/// The body shapes TinyBase's `isBodyValid` accepts for a message type.
+fn body_shapes(message_type: i64) -> Shapes {
+    use shape::{CHANGES, EMPTY, HASH_TREE, STAMP, STAMP_AND_HASHES};
+    match message_type {
+        // `isResponse` also tries `isStamp(body, 3)`, but any stamp of depth 3 is one of depth
+        // 1 as well (a depth-1 stamp's innermost things are cells or values, and an object is
+        // one), so that test can never decide the outcome and is left out.
+        message_type::RESPONSE => shape::CONTENT_HASHES | STAMP[1] | STAMP_AND_HASHES,
+        message_type::GET_CONTENT_HASHES => EMPTY,
+        message_type::CONTENT_HASHES => shape::CONTENT_HASHES,
+        message_type::CONTENT_DIFF => CHANGES,
+        message_type::GET_TABLE_DIFF | message_type::GET_VALUE_DIFF => HASH_TREE[0],
+        message_type::GET_ROW_DIFF => HASH_TREE[1],
+        message_type::GET_CELL_DIFF => HASH_TREE[2],
+        _ => 0,
     }
 }
 
-fn is_response(body: &Value) -> bool {
-    is_content_hashes(body)
-        || is_stamp(body, 3)
-        || is_stamp(body, 1)
-        || matches!(body.as_array().map(Vec::as_slice), Some([stamp, tree])
-            if is_stamp(stamp, 3) && (is_hash_tree(tree, 0) || is_hash_tree(tree, 1)))
+/// Any error of ours stops the parse: the message is invalid, whatever the reason.
+fn reject<E: de::Error>() -> E {
+    E::custom("invalid TinyBase message")
+}
+
+/// `[requestId, messageType, body]`, answering the message type.
+struct MessageVisitor {
+    all_raw: bool,
+}
+
+impl<'de> Visitor<'de> for MessageVisitor {
+    type Value = i64;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a TinyBase message")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<i64, A::Error> {
+        let request_id = seq.next_element::<&RawValue>()?.ok_or_else(reject)?;
+        if !is_request_id(request_id.get()) {
+            return Err(reject());
+        }
+        let message_type = seq.next_element::<&RawValue>()?.ok_or_else(reject)?;
+        let message_type = known_message_type(message_type.get()).ok_or_else(reject)?;
+        let wanted = body_shapes(message_type);
+        let body = Expect {
+            shapes: wanted,
+            depth: 1,
+            all_raw: self.all_raw,
+        };
+        let got = seq.next_element_seed(body)?.ok_or_else(reject)?;
+        if got & wanted == 0 || seq.next_element::<IgnoredAny>()?.is_some() {
+            return Err(reject());
+        }
+        Ok(message_type)
+    }
+}
+
+/// `null` or a string: `undefined` (the marker) is neither.
+fn is_request_id(raw: &str) -> bool {
+    raw == "null" || (raw.starts_with('"') && !is_marker(raw))
+}
+
+/// A finite, integral number that TinyBase's `isBodyValid` knows as a type.
+fn known_message_type(raw: &str) -> Option<i64> {
+    let n = number(raw)?;
+    let known = message_type::RESPONSE as f64..=message_type::GET_VALUE_DIFF as f64;
+    // `-0` passes, as JS's `==` takes it for 0.
+    (n.fract() == 0.0 && known.contains(&n)).then_some(n as i64)
+}
+
+/// The value of a raw JSON number as `JSON.parse` rounds it, `None` for anything else.
+fn number(raw: &str) -> Option<f64> {
+    match raw.as_bytes().first()? {
+        b'-' | b'0'..=b'9' => raw.parse().ok(),
+        _ => None,
+    }
+}
+
+/// The string a raw JSON string holds, or `None` if it holds an unpaired surrogate, which no
+/// Rust string can.
+fn string(raw: &str) -> Option<Cow<'_, str>> {
+    match raw
+        .strip_prefix('"')
+        .and_then(|rest| rest.strip_suffix('"'))
+    {
+        Some(plain) if !plain.contains('\\') => Some(Cow::Borrowed(plain)),
+        _ => serde_json::from_str::<String>(raw).ok().map(Cow::Owned),
+    }
+}
+
+fn is_marker(raw: &str) -> bool {
+    string(raw).is_some_and(|s| s == UNDEFINED_MARKER)
+}
+
+fn is_hlc(s: &str) -> bool {
+    s.is_empty() || (s.len() == 16 && s.bytes().all(super::fragment::is_id_char))
+}
+
+/// Parses one value against `shapes`, answering those it satisfies.
+#[derive(Clone, Copy)]
+struct Expect {
+    shapes: Shapes,
+    /// Arrays and objects enclosing the value.
+    depth: usize,
+    /// Whether arrays and objects are read raw and parsed again, so that no scalar inside them
+    /// goes through serde_json's decoding.
+    all_raw: bool,
+}
+
+impl Expect {
+    fn within(self, shapes: Shapes) -> Expect {
+        Expect {
+            shapes,
+            depth: self.depth + 1,
+            ..self
+        }
+    }
+
+    /// What a whole raw value satisfies.
+    fn raw<E: de::Error>(self, raw: &str) -> Result<Shapes, E> {
+        let got = match raw.as_bytes().first() {
+            Some(b'[' | b'{') => {
+                if self.depth + nesting(raw) > MAX_NESTING {
+                    return Err(reject());
+                }
+                let structured = self.shapes & !shape::SCALARS;
+                let looked_into = if structured == 0 {
+                    0
+                } else {
+                    let mut deserializer = serde_json::Deserializer::from_str(raw);
+                    deserializer
+                        .deserialize_any(self)
+                        .map_err(|_| reject::<E>())?
+                };
+                shape::ANY | looked_into
+            }
+            Some(b'"') => match string(raw) {
+                Some(s) if s == UNDEFINED_MARKER => shape::ANY,
+                Some(s) if s.is_empty() => shape::ANY | shape::EMPTY | shape::HLC,
+                Some(s) if is_hlc(&s) => shape::ANY | shape::HLC,
+                _ => shape::ANY,
+            },
+            Some(b'-' | b'0'..=b'9') => match number(raw) {
+                Some(n) if n.is_finite() => self.finite(n),
+                _ => 0,
+            },
+            _ => shape::ANY,
+        };
+        Ok(got & self.shapes)
+    }
+
+    /// What a finite number satisfies.
+    fn finite(self, n: f64) -> Shapes {
+        let mut got = shape::ANY;
+        if n.fract() == 0.0 && (0.0..=4_294_967_295.0).contains(&n) {
+            got |= shape::HASH;
+        }
+        if n == 1.0 {
+            got |= shape::ONE;
+        }
+        got & self.shapes
+    }
+}
+
+/// How deeply arrays and objects nest in a valid JSON value.
+fn nesting(raw: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for byte in raw.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+impl<'de> DeserializeSeed<'de> for Expect {
+    type Value = Shapes;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Shapes, D::Error> {
+        if self.all_raw || self.shapes & !shape::SCALARS == 0 {
+            let raw = <&RawValue>::deserialize(deserializer)?;
+            return self.raw(raw.get());
+        }
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Expect {
+    type Value = Shapes;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a TinyBase message body")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Shapes, E> {
+        Ok(self.shapes & shape::ANY)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Shapes, E> {
+        Ok(self.shapes & shape::ANY)
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Shapes, E> {
+        Ok(self.finite(n as f64))
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Shapes, E> {
+        Ok(self.finite(n as f64))
+    }
+
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<Shapes, E> {
+        Ok(self.finite(n))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Shapes, E> {
+        // Only reached where an array or object was wanted: a string is at most a cell.
+        Ok(self.shapes & shape::ANY)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shapes, A::Error> {
+        let mut alive = of_kind(self.shapes, false);
+        let mut len = 0;
+        loop {
+            // Items no shape looks into still count towards the nesting limit.
+            let item = self.within(item_shapes(alive, len) | shape::ANY);
+            let Some(got) = seq.next_element_seed(item)? else {
+                break;
+            };
+            alive = kept_by_item(alive, len, got);
+            len += 1;
+        }
+        let got = each_rule(alive)
+            .filter(|(_, rule)| (rule.len.0..=rule.len.1).contains(&len))
+            .fold(shape::ANY, |got, (bit, _)| got | bit);
+        Ok(got & self.shapes)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shapes, A::Error> {
+        let shapes = of_kind(self.shapes, true);
+        let value = self.within(item_shapes(shapes, 0) | shape::ANY);
+        // Keys whose latest value fails some of `shapes`, with the shapes it keeps: JSON.parse
+        // lets a repeated key replace its earlier value, so a failure is only final at the end.
+        let mut failing: HashMap<Cow<'de, [u8]>, Shapes> = HashMap::new();
+        let keys = KeySeed {
+            checked: self.all_raw,
+        };
+        while let Some(key) = map.next_key_seed(keys)? {
+            let got = map.next_value_seed(value)?;
+            let kept = kept_by_item(shapes, 0, got);
+            if kept != shapes {
+                failing.insert(key, kept);
+            } else if !failing.is_empty() {
+                failing.remove(&key);
+            }
+        }
+        let got = failing.values().fold(shapes, |got, kept| got & kept);
+        Ok((got | shape::ANY) & self.shapes)
+    }
+}
+
+/// Reads an object key as bytes, borrowed from the input when the key has no escapes.
+#[derive(Clone, Copy)]
+struct KeySeed {
+    /// Whether the object was already checked as JSON by a raw read, so the key can be taken as
+    /// WTF-8, which keeps unpaired surrogates (and tells apart keys that differ only in them).
+    /// Otherwise serde_json must decode it as a string, the only way it refuses raw control
+    /// characters in a key.
+    checked: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, [u8]>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        if self.checked {
+            deserializer.deserialize_bytes(self)
+        } else {
+            deserializer.deserialize_str(self)
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, [u8]>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, key: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(key.as_bytes()))
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(key.as_bytes().to_vec()))
+    }
+
+    fn visit_borrowed_bytes<E: de::Error>(self, key: &'de [u8]) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(key))
+    }
+
+    fn visit_bytes<E: de::Error>(self, key: &[u8]) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(key.to_vec()))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Remainders with the message type TinyBase's own `decodeProtocolMessage` gave them (or
+    /// `null`): messages captured from real clients, random mutations of them and hand-written
+    /// edge cases.
+    const CORPUS: &str = include_str!("testdata/messages.jsonl");
+
     #[test]
-    fn accepts_basic_messages() {
-        assert_eq!(validate(r#"[null,1,""]"#), Some(1));
-        assert_eq!(validate(r#"["r",2,[1,2]]"#), Some(2));
-        assert_eq!(validate(r#"["r",4,{"t":5}]"#), Some(4));
-        assert_eq!(validate(r#"["r",3,[[{},""],[{},""]]]"#), Some(3));
-        assert_eq!(validate(r#"["r",8,""]"#), None);
-        assert_eq!(validate(r#"["r",1,"x"]"#), None);
+    fn agrees_with_tinybase_on_the_corpus() {
+        let mut disagreements = Vec::new();
+        let mut count = 0;
+        for line in CORPUS.lines() {
+            let (remainder, expected): (String, Option<i64>) = serde_json::from_str(line).unwrap();
+            if validate(&remainder) != expected {
+                disagreements.push((remainder, expected));
+            }
+            count += 1;
+        }
+        assert!(count > 3_000);
+        assert!(
+            disagreements.is_empty(),
+            "{} of {count}: {disagreements:#?}",
+            disagreements.len()
+        );
+    }
+
+    fn stamped_cell(cell: &str) -> String {
+        format!(r#"[null,3,[[{{"t":[{{"r":[{{"c":[{cell},""]}}]}}]}}],[{{}}]]]"#)
+    }
+
+    #[test]
+    fn reads_numbers_as_json_parse_does() {
+        assert_eq!(validate(r#"[null,1.0,""]"#), Some(1));
+        assert_eq!(validate(r#"[null,0.1e1,""]"#), Some(1));
+        assert_eq!(validate(r#"["r",-0,[1,2]]"#), Some(0));
+        assert_eq!(validate(r#"[null,1e400,""]"#), None);
+        assert_eq!(validate(r#"[null,2,[4294967295,4.294967295e9]]"#), Some(2));
+        assert_eq!(validate(r#"[null,2,[4294967296,0]]"#), None);
+        assert_eq!(validate(r#"[null,2,[-1,0]]"#), None);
+        assert_eq!(validate(r#"[null,2,[0.5,0]]"#), None);
+        // Rounds to 2^32 - 1 as a double, so it is an integer.
+        assert_eq!(validate(r#"[null,2,[4294967295.0000001,0]]"#), Some(2));
+        assert_eq!(validate(&stamped_cell("1e400")), None);
+        assert_eq!(validate(&stamped_cell("1e-400")), Some(3));
+        assert_eq!(validate(r#"[null,3,[[{}],[{}],1.0]]"#), Some(3));
+        assert_eq!(validate(r#"[null,3,[[{}],[{}],"1"]]"#), None);
+    }
+
+    #[test]
+    fn the_marker_is_undefined() {
+        assert_eq!(validate(&stamped_cell(r#""\ufffc""#)), Some(3));
+        assert_eq!(validate(&stamped_cell("\"\u{FFFC}\"")), Some(3));
+        assert_eq!(validate("[\"\u{FFFC}\",1,\"\"]"), None);
+        assert_eq!(validate(r#"[null,1,"\uFFFC"]"#), None);
+        assert_eq!(validate(r#"[null,3,[[{}],[{},"\ufffc"]]]"#), None);
+    }
+
+    #[test]
+    fn a_repeated_key_replaces_its_value() {
+        assert_eq!(validate(r#"[null,4,{"a":"x","a":1}]"#), Some(4));
+        assert_eq!(validate(r#"[null,4,{"a":1,"a":"x"}]"#), None);
+        assert_eq!(validate(r#"[null,4,{"a":"x","\u0061":1}]"#), Some(4));
+        assert_eq!(validate(r#"[null,4,{"a":"x","b":1,"a":2,"b":"y"}]"#), None);
+        assert_eq!(validate(r#"[null,4,{"__proto__":1}]"#), Some(4));
+    }
+
+    #[test]
+    fn what_serde_json_refuses_is_judged_again_raw() {
+        // serde_json stops at the overflow or the surrogate; JSON.parse reads on, and the
+        // repeated key makes the refused value irrelevant.
+        for (remainder, message_type) in [
+            (r#"[null,3,[[{"t":1e400,"t":[{}]}],[{}]]]"#, 3),
+            (r#"[null,3,[[{"t":"\ud800","t":[{}]}],[{}]]]"#, 3),
+            (r#"[null,5,{"t":"\udc00","t":{}}]"#, 5),
+        ] {
+            assert_eq!(
+                judge(remainder, false),
+                Err(Category::Syntax),
+                "{remainder}"
+            );
+            assert_eq!(validate(remainder), Some(message_type), "{remainder}");
+        }
+        assert_eq!(validate(r#"[null,3,[[{"t":[{}],"t":1e400}],[{}]]]"#), None);
+        // A raw control character in a key is still refused when read raw.
+        assert_eq!(
+            validate("[null,3,[[{\"t\n\":1e400,\"t\":[{}]}],[{}]]]"),
+            None
+        );
+    }
+
+    #[test]
+    fn unpaired_surrogates_are_strings() {
+        assert_eq!(validate(r#"["\ud800",1,""]"#), Some(1));
+        assert_eq!(validate(&stamped_cell(r#""a\udc00""#)), Some(3));
+        assert_eq!(validate(r#"[null,1,"\ud800"]"#), None);
+        // Different keys, so the failing one stays.
+        assert_eq!(validate(r#"[null,4,{"\ud800":"x","\udbff":1}]"#), None);
+        assert_eq!(validate(r#"[null,4,{"\ud800":"x","\ud800":1}]"#), Some(4));
+    }
+
+    #[test]
+    fn cells_may_nest_up_to_the_limit() {
+        // The cell's stamp sits at depth 9.
+        let nested = |depth: usize| stamped_cell(&("[".repeat(depth) + &"]".repeat(depth)));
+        assert_eq!(validate(&nested(MAX_NESTING - 9)), Some(3));
+        assert_eq!(validate(&nested(MAX_NESTING - 8)), None);
+        let objects =
+            |depth: usize| stamped_cell(&(r#"{"a":"#.repeat(depth) + "1" + &"}".repeat(depth)));
+        assert_eq!(validate(&objects(MAX_NESTING - 9)), Some(3));
+        assert_eq!(validate(&objects(MAX_NESTING - 8)), None);
+        // Nesting counts even where nothing is looked into.
+        let ignored = format!(
+            "[null,2,[1,2,{}]]",
+            "[".repeat(MAX_NESTING) + &"]".repeat(MAX_NESTING)
+        );
+        assert_eq!(validate(&ignored), None);
+    }
+
+    #[test]
+    fn hlcs_are_empty_or_sixteen_id_characters() {
+        let with_hlc = |hlc: &str| validate(&format!(r#"[null,3,[[{{}}],[{{"v":[1,{hlc}]}}]]]"#));
+        assert_eq!(with_hlc(r#""""#), Some(3));
+        assert_eq!(with_hlc(r#""P7LQ6dr---2xr3pO""#), Some(3));
+        assert_eq!(with_hlc(r#""\u0050\u0037LQ6dr---2xr3pO""#), Some(3));
+        assert_eq!(with_hlc(r#""P7LQ6dr---2xr3p""#), None);
+        assert_eq!(with_hlc(r#""P7LQ6dr---2xr3pO_""#), None);
+        assert_eq!(with_hlc(r#""P7LQ6dr.--2xr3pO""#), None);
+        assert_eq!(with_hlc("null"), None);
+        assert_eq!(validate(r#"[null,3,[[{}],[{"v":[1]}]]]"#), Some(3));
+        assert_eq!(validate(r#"[null,3,[[{}],[{"v":[]}]]]"#), None);
+        assert_eq!(validate(r#"[null,3,[[{}],[{"v":[1,"",""]}]]]"#), None);
+    }
+
+    #[test]
+    fn responses_take_any_of_their_forms() {
+        assert_eq!(validate(r#"["r",0,[1,2]]"#), Some(0));
+        assert_eq!(validate(r#"["r",0,[{"v":[1,""]},""]]"#), Some(0));
+        assert_eq!(
+            validate(r#"["r",0,[{"t":[{"r":[{"c":[1,""]}]}]}]]"#),
+            Some(0)
+        );
+        assert_eq!(validate(r#"["r",0,[[{}],{"t":1}]]"#), Some(0));
+        assert_eq!(validate(r#"["r",0,[[{}],{"t":{"r":1}}]]"#), Some(0));
+        // A hash tree is all of one depth.
+        assert_eq!(validate(r#"["r",0,[[{}],{"t":1,"u":{"r":1}}]]"#), None);
+        assert_eq!(validate(r#"["r",0,[[{}],{"t":{"r":{"c":1}}}]]"#), None);
+        assert_eq!(validate(r#"["r",0,""]"#), None);
+    }
+
+    #[test]
+    fn the_envelope_is_a_three_item_array() {
+        for remainder in [
+            r#"[null,1,"",1]"#,
+            r#"[null,1]"#,
+            r#"{"a":1}"#,
+            r#"[null,1,""] x"#,
+            r#"[null,"1",""]"#,
+            r#"[1,1,""]"#,
+            r#"[null,8,""]"#,
+            "",
+        ] {
+            assert_eq!(validate(remainder), None, "{remainder}");
+        }
+        assert_eq!(validate(" [ null , 1 , \"\" ]\n"), Some(1));
     }
 }
