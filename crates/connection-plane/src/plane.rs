@@ -27,7 +27,7 @@ pub(crate) struct PlaneState {
 }
 
 impl PlaneState {
-    fn new(settings: &Settings) -> Self {
+    pub(crate) fn new(settings: &Settings) -> Self {
         let config = WebSocketConfig::default()
             .read_buffer_size(settings.read_buffer_size)
             // Frames only reach the socket on flush, so one wake-up's frames go out in one write;
@@ -94,6 +94,15 @@ pub(crate) struct Lifeline {
 }
 
 impl Lifeline {
+    pub(crate) fn new(conn: ConnId, inbound: Arc<dyn Inbound>, plane: Arc<PlaneState>) -> Self {
+        Lifeline {
+            conn,
+            inbound,
+            reported: false,
+            _live: Live::new(plane),
+        }
+    }
+
     pub(crate) fn closed(&mut self, code: u16, reason: &str) {
         if !self.reported {
             self.reported = true;
@@ -197,14 +206,8 @@ impl Plane {
 
         let (commands, queue) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::default());
-        let lifeline = Lifeline {
-            conn,
-            inbound,
-            reported: false,
-            _live: Live::new(self.state.clone()),
-        };
         let link = Link {
-            lifeline,
+            lifeline: Lifeline::new(conn, inbound, self.state.clone()),
             queue,
             shared: shared.clone(),
             plane: self.state.clone(),

@@ -538,3 +538,150 @@ impl Beat {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::connection::Connection;
+    use crate::Settings;
+
+    /// A peer that never sends and takes every write whole, noting the size of each.
+    struct Wire(Arc<Mutex<Vec<usize>>>);
+
+    impl AsyncRead for Wire {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    impl AsyncWrite for Wire {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.0.lock().unwrap().push(buf.len());
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    struct Closes(mpsc::UnboundedSender<u16>);
+
+    impl Inbound for Closes {
+        fn message(&self, _: ConnId, _: &str) {}
+
+        fn oversized(&self, _: ConnId) {}
+
+        fn closed(&self, _: ConnId, code: u16, _: &str) {
+            let _ = self.0.send(code);
+        }
+    }
+
+    async fn flushed(conn: &Connection) {
+        for _ in 0..1_000 {
+            if conn.buffered_amount() == 0 {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("the queue was never written");
+    }
+
+    #[tokio::test]
+    async fn every_frame_due_goes_out_in_one_write() {
+        let plane = Arc::new(PlaneState::new(&Settings::default()));
+        let (commands, queue) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared::default());
+        let conn = Connection::new(commands, shared.clone());
+        let (closes, mut closed) = mpsc::unbounded_channel();
+        let link = Link {
+            lifeline: Lifeline::new(ConnId(1), Arc::new(Closes(closes)), plane.clone()),
+            queue,
+            shared,
+            plane,
+        };
+        let writes = Arc::new(Mutex::new(Vec::new()));
+
+        // Queued before the task first runs: one batch.
+        for i in 0..100 {
+            conn.send(Payload::from(format!("frame-{i:03}"))).unwrap();
+        }
+        let task = tokio::spawn(run(Wire(writes.clone()), Vec::new(), link));
+        flushed(&conn).await;
+        // Each frame: a two-byte header and nine bytes of text.
+        assert_eq!(*writes.lock().unwrap(), [100 * 11]);
+
+        for i in 0..10 {
+            conn.send(Payload::from(format!("later-{i:03}"))).unwrap();
+        }
+        flushed(&conn).await;
+        assert_eq!(*writes.lock().unwrap(), [100 * 11, 10 * 11]);
+
+        conn.terminate();
+        task.await.unwrap();
+        assert_eq!(closed.recv().await, Some(ABNORMAL_CLOSURE));
+    }
+
+    #[test]
+    fn frames_are_released_as_their_last_byte_is_written() {
+        let mut unwritten = Unwritten::default();
+        unwritten.fed(10, 8, 0);
+        unwritten.fed(2, 0, 0);
+        unwritten.fed(10, 8, 0);
+        assert_eq!(unwritten.taken(9), 0);
+        assert_eq!(unwritten.taken(10), 8);
+        assert_eq!(unwritten.taken(21), 0);
+        assert_eq!(unwritten.taken(22), 8);
+
+        // Bytes tungstenite wrote on its own are caught up with once everything is out.
+        unwritten.fed(10, 8, 22);
+        assert_eq!(unwritten.all_taken(40), 8);
+        unwritten.fed(5, 3, 40);
+        assert_eq!(unwritten.taken(44), 0);
+        assert_eq!(unwritten.taken(45), 3);
+    }
+
+    #[tokio::test]
+    async fn a_silent_peer_is_pinged_then_given_up_on() {
+        let mut beat = Beat::new(Heartbeat {
+            interval: std::time::Duration::from_secs(1),
+            allowed_misses: 2,
+        });
+        assert!(matches!(beat.pulse(), Pulse::Ping));
+        assert!(matches!(beat.pulse(), Pulse::Ping));
+        beat.heard();
+        assert!(matches!(beat.pulse(), Pulse::Quiet));
+        assert!(matches!(beat.pulse(), Pulse::Ping));
+        assert!(matches!(beat.pulse(), Pulse::Ping));
+        assert!(matches!(beat.pulse(), Pulse::GiveUp));
+
+        let mut impatient = Beat::new(Heartbeat {
+            interval: std::time::Duration::from_secs(1),
+            allowed_misses: 0,
+        });
+        assert!(matches!(impatient.pulse(), Pulse::GiveUp));
+    }
+
+    #[test]
+    fn close_reasons_are_cut_to_fit_a_close_frame() {
+        assert_eq!(close_reason("bye"), "bye");
+        assert_eq!(close_reason(&"a".repeat(200)), "a".repeat(123));
+        // 'é' is two bytes: 61 of them fit, the 62nd would straddle the limit.
+        assert_eq!(close_reason(&"é".repeat(70)), "é".repeat(61));
+    }
+}
