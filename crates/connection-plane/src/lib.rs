@@ -22,8 +22,9 @@ pub const ABNORMAL_CLOSURE: u16 = 1006;
 pub const NO_STATUS: u16 = 1005;
 /// Close code the plane sends to every connection when it shuts down.
 pub const GOING_AWAY: u16 = 1001;
-/// Close code, and reason, the plane sends after an oversized message, as TinyBase's server does.
+/// Close code the plane sends after an oversized message, as TinyBase's server does.
 pub const OVERSIZED_CODE: u16 = 1013;
+/// Close reason sent with [`OVERSIZED_CODE`]: TinyBase's overflow error for a socket.
 pub const OVERSIZED_REASON: &str = "tinybase:15:socket";
 
 /// Where a connection's events go. Called on the plane's threads, so an implementation queues or
