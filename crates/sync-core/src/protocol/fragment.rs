@@ -52,8 +52,19 @@ const ID_ALPHABET: &[u8; 64] = b"-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghi
 /// Length of the id that groups the fragments of one message.
 const MESSAGE_ID_LEN: usize = 16;
 
+/// Which bytes are in [`ID_ALPHABET`], for the checks on every stamp's HLC.
+const IS_ID_CHAR: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut at = 0;
+    while at < ID_ALPHABET.len() {
+        table[ID_ALPHABET[at] as usize] = true;
+        at += 1;
+    }
+    table
+};
+
 pub(crate) fn is_id_char(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_'
+    IS_ID_CHAR[usize::from(byte)]
 }
 
 /// The `messageId\nindex\ntotal\n` head of a fragment remainder.

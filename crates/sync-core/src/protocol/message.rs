@@ -7,11 +7,11 @@
 //! answers with the subset it satisfies, so nothing is kept but a few bits a level (and, for an
 //! object, the keys whose value failed, since a repeated key replaces its earlier value).
 //!
-//! Scalars are taken raw and judged here, because serde_json refuses two things `JSON.parse`
-//! accepts: numbers that overflow to `Infinity` and strings holding unpaired surrogates. Only
-//! arrays and objects that a shape looks into are parsed through serde's data model; if one of
-//! those refusals happens there, the message is judged again reading every value raw, which
-//! costs a pass per level but only for such contrived input.
+//! serde_json refuses some things `JSON.parse` accepts: numbers that overflow to `Infinity`,
+//! strings holding unpaired surrogates, and nesting past 128 levels. When it does, the message
+//! is judged again with every value read raw (serde_json only checks raw values are JSON) and
+//! judged here, parsing again each array or object a shape looks into. That costs a pass a
+//! level, but only for such contrived input.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -150,39 +150,48 @@ const fn rules() -> [Rule; shape::COUNT] {
 const RULES: [Rule; shape::COUNT] = rules();
 
 /// The shapes in `shapes` with their rules.
-fn each_rule(shapes: Shapes) -> impl Iterator<Item = (Shapes, Rule)> {
+fn each_rule(shapes: Shapes) -> impl Iterator<Item = (Shapes, &'static Rule)> {
     let mut rest = shapes;
     std::iter::from_fn(move || {
         let bit = rest & rest.wrapping_neg();
-        rest &= !bit;
-        let rule = RULES.get(bit.trailing_zeros() as usize)?;
-        Some((bit, *rule))
+        rest ^= bit;
+        Some((bit, RULES.get(bit.trailing_zeros() as usize)?))
     })
 }
 
 /// Of `shapes`, the array shapes (`object == false`) or the object ones.
 fn of_kind(shapes: Shapes, object: bool) -> Shapes {
-    each_rule(shapes & !shape::SCALARS)
-        .filter(|(_, rule)| rule.object == object)
-        .fold(0, |kind, (bit, _)| kind | bit)
+    let mut kind = 0;
+    for (bit, rule) in each_rule(shapes & !shape::SCALARS) {
+        if rule.object == object {
+            kind |= bit;
+        }
+    }
+    kind
 }
 
 /// The shapes any of `shapes` asks of the item at `index`.
 fn item_shapes(shapes: Shapes, index: usize) -> Shapes {
-    each_rule(shapes).fold(0, |wanted, (_, rule)| {
-        wanted | rule.items.get(index).copied().unwrap_or(0)
-    })
+    let mut wanted = 0;
+    for (_, rule) in each_rule(shapes) {
+        wanted |= rule.items.get(index).copied().unwrap_or(0);
+    }
+    wanted
 }
 
 /// Those of `shapes` that an item at `index` satisfying `got` keeps alive.
 fn kept_by_item(shapes: Shapes, index: usize, got: Shapes) -> Shapes {
-    each_rule(shapes)
-        .filter(|(_, rule)| {
-            rule.items
-                .get(index)
-                .is_some_and(|&wanted| wanted & got != 0)
-        })
-        .fold(0, |kept, (bit, _)| kept | bit)
+    let mut kept = 0;
+    for (bit, rule) in each_rule(shapes) {
+        if rule
+            .items
+            .get(index)
+            .is_some_and(|&wanted| wanted & got != 0)
+        {
+            kept |= bit;
+        }
+    }
+    kept
 }
 
 /// The body shapes TinyBase's `isBodyValid` accepts for a message type.
@@ -279,7 +288,7 @@ fn is_marker(raw: &str) -> bool {
 }
 
 fn is_hlc(s: &str) -> bool {
-    s.is_empty() || (s.len() == 16 && s.bytes().all(super::fragment::is_id_char))
+    s.len() == 16 && s.bytes().all(super::fragment::is_id_char)
 }
 
 /// Parses one value against `shapes`, answering those it satisfies.
@@ -321,10 +330,8 @@ impl Expect {
                 shape::ANY | looked_into
             }
             Some(b'"') => match string(raw) {
-                Some(s) if s == UNDEFINED_MARKER => shape::ANY,
-                Some(s) if s.is_empty() => shape::ANY | shape::EMPTY | shape::HLC,
-                Some(s) if is_hlc(&s) => shape::ANY | shape::HLC,
-                _ => shape::ANY,
+                Some(s) => self.string(&s),
+                None => shape::ANY,
             },
             Some(b'-' | b'0'..=b'9') => match number(raw) {
                 Some(n) if n.is_finite() => self.finite(n),
@@ -333,6 +340,20 @@ impl Expect {
             _ => shape::ANY,
         };
         Ok(got & self.shapes)
+    }
+
+    /// What a string satisfies: `undefined` (the marker) is only a cell or value.
+    fn string(self, s: &str) -> Shapes {
+        let got = if s == UNDEFINED_MARKER {
+            shape::ANY
+        } else if s.is_empty() {
+            shape::ANY | shape::EMPTY | shape::HLC
+        } else if is_hlc(s) {
+            shape::ANY | shape::HLC
+        } else {
+            shape::ANY
+        };
+        got & self.shapes
     }
 
     /// What a finite number satisfies.
@@ -379,7 +400,7 @@ impl<'de> DeserializeSeed<'de> for Expect {
     type Value = Shapes;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Shapes, D::Error> {
-        if self.all_raw || self.shapes & !shape::SCALARS == 0 {
+        if self.all_raw {
             let raw = <&RawValue>::deserialize(deserializer)?;
             return self.raw(raw.get());
         }
@@ -414,9 +435,8 @@ impl<'de> Visitor<'de> for Expect {
         Ok(self.finite(n))
     }
 
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Shapes, E> {
-        // Only reached where an array or object was wanted: a string is at most a cell.
-        Ok(self.shapes & shape::ANY)
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<Shapes, E> {
+        Ok(self.string(s))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Shapes, A::Error> {
@@ -431,9 +451,12 @@ impl<'de> Visitor<'de> for Expect {
             alive = kept_by_item(alive, len, got);
             len += 1;
         }
-        let got = each_rule(alive)
-            .filter(|(_, rule)| (rule.len.0..=rule.len.1).contains(&len))
-            .fold(shape::ANY, |got, (bit, _)| got | bit);
+        let mut got = shape::ANY;
+        for (bit, rule) in each_rule(alive) {
+            if (rule.len.0..=rule.len.1).contains(&len) {
+                got |= bit;
+            }
+        }
         Ok(got & self.shapes)
     }
 
@@ -442,7 +465,7 @@ impl<'de> Visitor<'de> for Expect {
         let value = self.within(item_shapes(shapes, 0) | shape::ANY);
         // Keys whose latest value fails some of `shapes`, with the shapes it keeps: JSON.parse
         // lets a repeated key replace its earlier value, so a failure is only final at the end.
-        let mut failing: HashMap<Cow<'de, [u8]>, Shapes> = HashMap::new();
+        let mut failing: Option<HashMap<Cow<'de, [u8]>, Shapes>> = None;
         let keys = KeySeed {
             checked: self.all_raw,
         };
@@ -450,12 +473,15 @@ impl<'de> Visitor<'de> for Expect {
             let got = map.next_value_seed(value)?;
             let kept = kept_by_item(shapes, 0, got);
             if kept != shapes {
-                failing.insert(key, kept);
-            } else if !failing.is_empty() {
+                failing.get_or_insert_default().insert(key, kept);
+            } else if let Some(failing) = &mut failing {
                 failing.remove(&key);
             }
         }
-        let got = failing.values().fold(shapes, |got, kept| got & kept);
+        let got = failing
+            .iter()
+            .flat_map(HashMap::values)
+            .fold(shapes, |got, kept| got & kept);
         Ok((got | shape::ANY) & self.shapes)
     }
 }
