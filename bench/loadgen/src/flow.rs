@@ -7,6 +7,7 @@
 //! warm-up plus the measured interval. Only deliveries received inside the
 //! measured interval count.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +48,10 @@ pub enum Pacing {
 /// one that measures connecting, so the others should not turn into one.
 const CONNECT_CONCURRENCY: usize = 64;
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Readiness pings still missing after this long are sent again. Longer than
+/// a persisting server takes to start a path (about a second, while it holds
+/// messages back), so a re-send means a ping was lost, not held.
+const READY_RESEND: Duration = Duration::from_secs(2);
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 struct Shared {
@@ -54,6 +59,7 @@ struct Shared {
     /// Per sender: deliveries of its messages seen by any receiver.
     delivered: Vec<AtomicU64>,
     progress: Vec<Notify>,
+    /// Distinct (receiver, sender) pairs of readiness pings seen.
     ready_seen: AtomicUsize,
     measure_from_us: AtomicU64,
     measure_to_us: AtomicU64,
@@ -71,6 +77,8 @@ impl Shared {
 }
 
 struct ReaderStats {
+    /// Peers this client has had a readiness ping from.
+    ready_from: HashSet<usize>,
     delivered: u64,
     bytes: u64,
     latency: Histogram<u64>,
@@ -116,14 +124,26 @@ pub async fn run(spec: FlowSpec) -> Result<Value, String> {
     }
 
     let ready_started = Instant::now();
-    for (index, queue) in queues.iter().enumerate() {
-        let _ = queue.send(Message::text(wire::ready(index)));
-    }
+    let ready_deadline = ready_started + READY_TIMEOUT;
     let ready_expected = total * (group - 1);
-    let ready_complete = wait_until(ready_started + READY_TIMEOUT, || {
-        shared.ready_seen.load(Ordering::Relaxed) >= ready_expected
-    })
-    .await;
+    let mut ready_rounds = 0;
+    let ready_complete = loop {
+        for (index, queue) in queues.iter().enumerate() {
+            let _ = queue.send(Message::text(wire::ready(index)));
+        }
+        ready_rounds += 1;
+        let round_end = (Instant::now() + READY_RESEND).min(ready_deadline);
+        if wait_until(round_end, || {
+            shared.ready_seen.load(Ordering::Relaxed) >= ready_expected
+        })
+        .await
+        {
+            break true;
+        }
+        if Instant::now() >= ready_deadline {
+            break false;
+        }
+    };
     let ready_ms = ready_started.elapsed().as_secs_f64() * 1000.0;
 
     let start = Instant::now();
@@ -163,9 +183,13 @@ pub async fn run(spec: FlowSpec) -> Result<Value, String> {
         })
         .collect();
 
+    // The markers let the harness sample the server over exactly the
+    // measured interval.
     tokio::time::sleep_until(measure_from).await;
+    eprintln!("MEASURE");
     let cpu_from = stats::own_cpu_seconds();
     tokio::time::sleep_until(measure_to).await;
+    eprintln!("DONE");
     let cpu_used = stats::own_cpu_seconds() - cpu_from;
 
     let mut sent = 0;
@@ -210,6 +234,9 @@ pub async fn run(spec: FlowSpec) -> Result<Value, String> {
         "message_type": if spec.diff_body.is_some() { "ContentDiff" } else { "ContentHashes" },
         "body_bytes": spec.diff_body.as_ref().map_or(5, |body| body.len()),
         "ready_complete": ready_complete,
+        "ready_rounds": ready_rounds,
+        "ready_seen": shared.ready_seen.load(Ordering::Relaxed),
+        "ready_expected": ready_expected,
         "ready_ms": ready_ms,
         "warmup_s": spec.warmup.as_secs_f64(),
         "duration_s": seconds,
@@ -269,6 +296,7 @@ async fn read_loop(
     mut stop: watch::Receiver<bool>,
 ) -> ReaderStats {
     let mut stats = ReaderStats {
+        ready_from: HashSet::new(),
         delivered: 0,
         bytes: 0,
         latency: stats::latency_histogram(),
@@ -348,8 +376,10 @@ fn receive(
                     .saturating_record(now.saturating_sub(sent_us).max(1));
             }
         }
-        Some(Tag::Ready) => {
-            shared.ready_seen.fetch_add(1, Ordering::Relaxed);
+        Some(Tag::Ready { sender }) => {
+            if stats.ready_from.insert(sender) {
+                shared.ready_seen.fetch_add(1, Ordering::Relaxed);
+            }
         }
         _ => stats.foreign_messages += 1,
     }

@@ -30,8 +30,8 @@ pub enum Tag {
         seq: u64,
         sent_us: u64,
     },
-    /// A readiness ping sent once by every client before measuring.
-    Ready,
+    /// A readiness ping every client sends before measuring, naming itself.
+    Ready { sender: usize },
     /// A connection-storm greeting from a newly connected client.
     Hello,
     /// A connection-storm reply to a greeting.
@@ -131,7 +131,9 @@ impl Incoming<'_> {
                     sent_us,
                 })
             }
-            "r" => Some(Tag::Ready),
+            "r" => Some(Tag::Ready {
+                sender: rest.parse().ok()?,
+            }),
             "h" => Some(Tag::Hello),
             "a" => Some(Tag::Ack),
             _ => None,
@@ -187,6 +189,12 @@ mod tests {
                 sent_us: 123_456
             })
         );
+    }
+
+    #[test]
+    fn readiness_pings_name_their_sender() {
+        let sent = format!("peer{}", ready(5));
+        assert_eq!(parse(&sent).unwrap().tag(), Some(Tag::Ready { sender: 5 }));
     }
 
     #[test]
