@@ -15,6 +15,7 @@ import {
   busyShare,
   killChildren,
   machineCpu,
+  processStats,
   runLoadgen,
   startServer,
 } from './lib/processes.js';
@@ -142,7 +143,9 @@ const runOnce = async (scenario, server, plan, options) => {
   }
   try {
     const before = await handle.stats();
-    let holdStats;
+    // Samples taken on the load generator's markers: the start and end of
+    // its measured interval, and the storm's hold with everyone connected.
+    const marked = {START: processStats(handle.pid)};
     const machineBefore = machineCpu();
     const started = process.hrtime.bigint();
     const load = await runLoadgen({
@@ -157,15 +160,23 @@ const runOnce = async (scenario, server, plan, options) => {
       cwd: ROOT,
       timeoutMs: (plan.duration + plan.warmup) * 1000 + LOADGEN_SLACK_MS,
       onMarker: (marker) => {
-        if (marker == 'HOLD') {
-          holdStats = handle.stats().catch(() => undefined);
-        }
+        marked[marker] = processStats(handle.pid);
       },
     });
     const wallS = Number(process.hrtime.bigint() - started) / 1e9;
     const busy = busyShare(machineBefore, machineCpu());
     const after = await handle.stats();
-    return {load, before, after, hold: await holdStats, wallS, busy};
+    return {
+      load,
+      before,
+      after,
+      start: marked.START,
+      measure: marked.MEASURE,
+      done: marked.DONE,
+      hold: marked.HOLD,
+      wallS,
+      busy,
+    };
   } catch (error) {
     return {error: error.message};
   } finally {
@@ -202,7 +213,7 @@ The load generator (\`bench/loadgen\`, Rust, tokio-tungstenite) speaks TinyBase'
 
 ${selected.map((scenario) => `- **${scenario.title}** (\`${scenario.id}\`): ${scenario.shape}.`).join('\n')}
 
-Columns: *loadgen·busy* gives the load generator's own CPU use (cores, from getrusage) and the share of the whole machine that was busy (from /proc/stat) during the runs, so a figure that was limited by the load generator or by other load on the machine can be told apart. *native gain* is how many times better native is than the reference: above 1 means more throughput, or less latency, time, CPU or memory. Server CPU is over the whole load generator run, including connecting. The persisted scenario gives each path a minimal in-memory custom persister; its first client waits about a second, because TinyBase's server client asks the path's clients for their hashes while their replies are held back until it is ready. Both servers are handed a \`ws\` WebSocketServer on 127.0.0.1 with ws's default accept backlog (511); in the storm, connection attempts beyond the backlog are retried by the kernel about a second later, which shows in connect p99. The bare relay routes like the servers (broadcast or to one client, the sender's id put in front) but validates nothing: it marks what this machine can deliver at all. ${options.pin ? 'Server pinned to CPU 0 and load generator to CPU 1 with taskset.' : 'Server and load generator were not pinned to CPUs.'}`;
+Columns: *loadgen·busy* gives the load generator's own CPU use (cores, from getrusage) and the share of the whole machine that was busy (from /proc/stat) during the runs, so a figure that was limited by the load generator or by other load on the machine can be told apart. *native gain* is how many times better native is than the reference: above 1 means more throughput, or less latency, time, CPU or memory. Server CPU is read from /proc over the measured interval (over the whole storm for the storm), and so are the storm's memory figures; the event-loop delay is the server's own measure over the whole load generator run, connecting included. The persisted scenario gives each path a minimal in-memory custom persister; its first client waits about a second, because TinyBase's server client asks the path's clients for their hashes while their replies are held back until it is ready. Both servers are handed a \`ws\` WebSocketServer on 127.0.0.1 with ws's default accept backlog (511); in the storm, connection attempts beyond the backlog are retried by the kernel about a second later, which shows in connect p99. The bare relay routes like the servers (broadcast or to one client, the sender's id put in front) but validates nothing: it marks what this machine can deliver at all. ${options.pin ? 'Server pinned to CPU 0 and load generator to CPU 1 with taskset.' : 'Server and load generator were not pinned to CPUs.'}`;
 
 const benchmarksMarkdown = ({
   machine,

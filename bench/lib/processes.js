@@ -1,7 +1,7 @@
 // Child processes of a benchmark run: the server under test, the load
 // generator, and machine-wide CPU accounting.
 
-import {spawn} from 'node:child_process';
+import {execFileSync, spawn} from 'node:child_process';
 import {readFileSync} from 'node:fs';
 import {createInterface} from 'node:readline';
 
@@ -186,6 +186,31 @@ export const runLoadgen = ({binary, args, cpu, cwd, timeoutMs, onMarker}) =>
       }
     });
   });
+
+const CLOCK_TICKS_PER_S = Number(
+  execFileSync('getconf', ['CLK_TCK'], {encoding: 'utf8'}).trim(),
+);
+
+// CPU time and memory of a process read from /proc, which answers at once
+// however busy the process is (its own event loop may not).
+export const processStats = (pid) => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name, which may hold spaces.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kib = (name) =>
+      Number(status.match(new RegExp(`^${name}:\\s+(\\d+)`, 'm'))?.[1]);
+    return {
+      cpuMs:
+        ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S) * 1000,
+      rssKiB: kib('VmRSS'),
+      peakRssKiB: kib('VmHWM'),
+    };
+  } catch {
+    return undefined;
+  }
+};
 
 // Jiffies of the whole machine from /proc/stat: all, and those spent idle.
 export const machineCpu = () => {

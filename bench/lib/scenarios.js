@@ -1,8 +1,9 @@
 // The benchmark scenarios, what each one passes to the load generator, and
 // which figures it reports. A figure reads one run: the load generator's JSON
 // (`load`), the server's stats before and after the load (`before`, `after`),
-// the server's stats while the storm's connections were all open (`hold`) and
-// the wall time of the load (`wallS`).
+// and, read from /proc, just before the load (`start`), at the start and end
+// of the measured interval (`measure`, `done`) and while the storm's
+// connections were all open (`hold`); and the wall time of the load (`wallS`).
 
 const metric = (id, label, unit, better, value) => ({
   id,
@@ -54,19 +55,25 @@ const RSS_PER_CONNECTION = metric(
   'server RSS/conn',
   'KiB',
   'lower',
-  ({load, before, hold}) =>
-    hold && load.connections
-      ? numberOrNull((hold.rssKiB - before.rssKiB) / load.connections)
+  ({load, start, hold}) =>
+    start && hold && load.connections
+      ? numberOrNull((hold.rssKiB - start.rssKiB) / load.connections)
       : null,
 );
+// From /proc over the measured interval when the load generator marked it,
+// else over its whole run.
 const SERVER_CPU = metric(
   'serverCpu',
   'server CPU',
   'cores',
   'lower',
-  ({before, after, wallS}) =>
-    numberOrNull((after.cpuMs - before.cpuMs) / 1000 / wallS),
+  ({load, before, after, measure, done, wallS}) =>
+    measure && done
+      ? numberOrNull((done.cpuMs - measure.cpuMs) / 1000 / load.duration_s)
+      : numberOrNull((after.cpuMs - before.cpuMs) / 1000 / wallS),
 );
+// The server's own figure, its histogram restarted by the sample taken just
+// before the load.
 const EVENT_LOOP_DELAY = metric(
   'eventLoopDelay',
   'server loop delay p99',
