@@ -229,9 +229,9 @@ const BAR_COLORS = {reference: '#8a8f98', native: '#d9480f', relay: '#c5cad3'};
 // One panel per scenario, showing its headline figure (its `chart` metric, or
 // else its first) for every server, each panel scaled to its largest bar.
 export const chartSvg = (scenarios, summaries, caption) => {
-  const width = 760;
+  const width = 800;
   const labelWidth = 170;
-  const barMax = 430;
+  const barMax = 420;
   const barHeight = 18;
   const gap = 6;
   const parts = [];
@@ -245,7 +245,11 @@ export const chartSvg = (scenarios, summaries, caption) => {
     const reference = summaries[scenario.id].reference?.values[metric.id];
     const versusReference = (server, value) => {
       const times = server == 'native' ? gain(metric, reference, value) : null;
-      return times == null ? '' : ` (${times.toFixed(2)}× better)`;
+      return times == null
+        ? ''
+        : times >= 1
+          ? ` (${times.toFixed(2)}× better)`
+          : ` (${(1 / times).toFixed(2)}× worse)`;
     };
     const largest = Math.max(...bars.map(([, value]) => value ?? 0)) || 1;
     parts.push(
