@@ -1,7 +1,6 @@
 //! Reassembly of fragmented messages (`messageId\nindex\ntotal\npart`) and the splitting of
 //! outbound ones, with TinyBase's limits and expiry.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use super::error::{Overflow, SyncError};
@@ -120,6 +119,8 @@ fn is_fragment_payload(payload: &str) -> bool {
 /// The fragments received so far of one message.
 #[derive(Debug)]
 struct Group {
+    /// `clientId\nmessageId`, as TinyBase keys its buffer (and charges to the budget).
+    key: String,
     /// Each received remainder with where its part starts, by index.
     remainders: Vec<Option<(String, usize)>>,
     missing: usize,
@@ -132,8 +133,8 @@ struct Group {
 #[derive(Debug)]
 pub struct PayloadDecoder {
     fragment_timeout: Duration,
-    /// Pending groups by `clientId\nmessageId`.
-    groups: HashMap<String, Group>,
+    /// Pending groups, oldest first; the socket budget keeps them to a hundred.
+    groups: Vec<Group>,
     invalid: bool,
 }
 
@@ -142,7 +143,7 @@ impl PayloadDecoder {
     pub fn new(fragment_timeout: Duration) -> Self {
         PayloadDecoder {
             fragment_timeout,
-            groups: HashMap::new(),
+            groups: Vec::new(),
             invalid: false,
         }
     }
@@ -195,11 +196,13 @@ impl PayloadDecoder {
             return self.fail(SyncError::Message, budget);
         }
         let key = payload::join(client_id, head.message_id);
-        let pending = self.groups.get(&key);
-        if pending.is_none() && budget.groups >= MAX_FRAGMENT_BUFFERS {
-            return self.fail(overflow, budget);
-        }
-        let fits = pending.is_none_or(|group| {
+        let pending = self.groups.iter().position(|group| group.key == key);
+        let at = match pending {
+            Some(at) => at,
+            None if budget.groups >= MAX_FRAGMENT_BUFFERS => return self.fail(overflow, budget),
+            None => self.groups.len(),
+        };
+        let fits = self.groups.get(at).is_none_or(|group| {
             group.remainders.len() == head.total
                 && group
                     .remainders
@@ -213,29 +216,29 @@ impl PayloadDecoder {
         if budget.bytes + retained > MAX_PAYLOAD_BYTES {
             return self.fail(overflow, budget);
         }
-        let expires = now + self.fragment_timeout;
-        let group = self.groups.entry(key).or_insert_with(|| {
+        if pending.is_none() {
             budget.groups += 1;
-            Group {
+            self.groups.push(Group {
+                key,
                 remainders: vec![None; head.total],
                 missing: head.total,
                 retained: 0,
-                expires,
-            }
-        });
+                expires: now + self.fragment_timeout,
+            });
+        }
+        budget.bytes += retained;
+        let Some(group) = self.groups.get_mut(at) else {
+            return Decoded::Pending;
+        };
         if let Some(slot) = group.remainders.get_mut(head.index) {
             *slot = Some((remainder.to_owned(), head.part_at));
+            group.missing -= 1;
         }
-        group.missing -= 1;
         group.retained += retained;
-        budget.bytes += retained;
         if group.missing > 0 {
             return Decoded::Pending;
         }
-        let key = payload::join(client_id, head.message_id);
-        let Some(group) = self.groups.remove(&key) else {
-            return Decoded::Pending;
-        };
+        let group = self.groups.remove(at);
         refund(budget, &group);
         let mut message = String::new();
         let mut remainders = Vec::with_capacity(group.remainders.len());
@@ -263,7 +266,7 @@ impl PayloadDecoder {
 
     /// Drops the fragment groups that expired by `now`, refunding `budget`.
     pub fn expire(&mut self, now: Instant, budget: &mut SocketBudget) {
-        self.groups.retain(|_, group| {
+        self.groups.retain(|group| {
             let keep = group.expires > now;
             if !keep {
                 refund(budget, group);
@@ -274,12 +277,12 @@ impl PayloadDecoder {
 
     /// When the oldest pending group expires, if any is pending.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.groups.values().map(|group| group.expires).min()
+        self.groups.iter().map(|group| group.expires).min()
     }
 
     /// Drops every pending group, refunding `budget`.
     pub fn clear(&mut self, budget: &mut SocketBudget) {
-        for (_, group) in self.groups.drain() {
+        for group in self.groups.drain(..) {
             refund(budget, &group);
         }
     }
@@ -356,4 +359,315 @@ pub fn unique_id(random: [u8; 16]) -> String {
         .iter()
         .map(|byte| char::from(ID_ALPHABET[usize::from(byte & 63)]))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+
+    /// Payload sequences run through TinyBase's own `createPayloadDecoder`, each step with its
+    /// outcome and the shared buffer's `[groups, bytes]` after it: fragments captured from real
+    /// clients in order, reversed, shuffled, interleaved, repeated and mutated, and hand-written
+    /// cases.
+    const DECODER_CORPUS: &str = include_str!("testdata/fragments.jsonl");
+    /// `[toClientId, remainder, fragmentSize, payloads]` from TinyBase's `createPayloads`, the
+    /// message id replaced by `FIXEDmessageID__`.
+    const PAYLOADS_CORPUS: &str = include_str!("testdata/payloads.jsonl");
+
+    fn text(value: &Value) -> String {
+        value.as_str().unwrap().to_owned()
+    }
+
+    fn expected(outcome: &Value) -> Decoded {
+        match outcome {
+            Value::String(s) if s == "pending" => Decoded::Pending,
+            Value::String(s) if s == "ignored" => Decoded::Ignored,
+            Value::Object(o) if o.contains_key("invalid") => {
+                let error = match o["invalid"].as_str().unwrap() {
+                    "tinybase:14" => SyncError::Message,
+                    "tinybase:15:fragments" => SyncError::Overflow(Overflow::Fragments),
+                    "tinybase:15:socket" => SyncError::Overflow(Overflow::Socket),
+                    other => panic!("unexpected error {other}"),
+                };
+                Decoded::Invalid(error)
+            }
+            Value::Object(o) => {
+                let message = o["message"].as_array().unwrap();
+                Decoded::Message(DecodedMessage {
+                    to_client_id: text(&message[0]),
+                    remainders: message[1].as_array().unwrap().iter().map(text).collect(),
+                    message_type: message[2].as_i64().unwrap(),
+                    message: text(&message[3]),
+                })
+            }
+            other => panic!("unexpected outcome {other}"),
+        }
+    }
+
+    #[test]
+    fn decodes_as_tinybase_does_on_the_corpus() {
+        let now = Instant::now();
+        let mut steps = 0;
+        for line in DECODER_CORPUS.lines() {
+            let sequence: Value = serde_json::from_str(line).unwrap();
+            let mut decoder = PayloadDecoder::new(Duration::from_secs(1_000));
+            let mut budget = SocketBudget::default();
+            for step in sequence.as_array().unwrap() {
+                let payload = step[0].as_str().unwrap();
+                let outcome = decoder.decode(payload, &mut budget, now);
+                assert_eq!(outcome, expected(&step[1]), "{payload:?} in {line}");
+                let shared = (step[2][0].as_u64().unwrap(), step[2][1].as_u64().unwrap());
+                assert_eq!(
+                    (budget.groups as u64, budget.bytes as u64),
+                    shared,
+                    "{line}"
+                );
+                steps += 1;
+            }
+            decoder.clear(&mut budget);
+            assert_eq!(budget, SocketBudget::default());
+        }
+        assert!(steps > 1_000);
+    }
+
+    fn fragment(id: &str, index: usize, total: usize, part: &str) -> String {
+        format!("c\n{id}\n{index}\n{total}\n{part}")
+    }
+
+    const ID: &str = "abcdefghijklmnop";
+
+    #[test]
+    fn a_whole_message_needs_no_group() {
+        let mut decoder = PayloadDecoder::new(Duration::from_secs(1));
+        let mut budget = SocketBudget::default();
+        let decoded = decoder.decode("S\n[null,1,\"\"]", &mut budget, Instant::now());
+        let expected = DecodedMessage {
+            to_client_id: "S".into(),
+            remainders: vec!["[null,1,\"\"]".into()],
+            message: "[null,1,\"\"]".into(),
+            message_type: 1,
+        };
+        assert_eq!(decoded, Decoded::Message(expected));
+        assert_eq!(decoder.next_deadline(), None);
+    }
+
+    #[test]
+    fn fragments_join_in_index_order_and_relay_as_received() {
+        let mut decoder = PayloadDecoder::new(Duration::from_secs(1));
+        let mut budget = SocketBudget::default();
+        let now = Instant::now();
+        let parts = ["[\"ü", "\",1,", "\"\"]"];
+        for index in [2, 0] {
+            let payload = fragment(ID, index, 3, parts[index]);
+            assert_eq!(decoder.decode(&payload, &mut budget, now), Decoded::Pending);
+        }
+        let retained =
+            2 * (ID.len() + 5) + parts[0].len() + parts[2].len() + "c\n".len() + ID.len();
+        assert_eq!(
+            budget,
+            SocketBudget {
+                groups: 1,
+                bytes: retained
+            }
+        );
+        let Decoded::Message(decoded) =
+            decoder.decode(&fragment(ID, 1, 3, parts[1]), &mut budget, now)
+        else {
+            panic!("the last fragment completes the message");
+        };
+        assert_eq!(decoded.message, "[\"ü\",1,\"\"]");
+        assert_eq!(decoded.message_type, 1);
+        let remainders: Vec<String> = (0..3)
+            .map(|index| format!("{ID}\n{index}\n3\n{}", parts[index]))
+            .collect();
+        assert_eq!(decoded.remainders, remainders);
+        assert_eq!(budget, SocketBudget::default());
+    }
+
+    #[test]
+    fn groups_expire_after_the_timeout() {
+        let timeout = Duration::from_secs(2);
+        let mut decoder = PayloadDecoder::new(timeout);
+        let mut budget = SocketBudget::default();
+        let start = Instant::now();
+        decoder.decode(&fragment(ID, 0, 2, "[null,"), &mut budget, start);
+        let later = start + Duration::from_secs(1);
+        decoder.decode(
+            &fragment("bcdefghijklmnopq", 0, 2, "[null,"),
+            &mut budget,
+            later,
+        );
+        assert_eq!(decoder.next_deadline(), Some(start + timeout));
+        decoder.expire(start + timeout - Duration::from_millis(1), &mut budget);
+        assert_eq!(budget.groups, 2);
+        decoder.expire(start + timeout, &mut budget);
+        assert_eq!(budget.groups, 1);
+        assert_eq!(decoder.next_deadline(), Some(later + timeout));
+        // A fragment arriving after its group expired starts a new one.
+        let late = decoder.decode(&fragment(ID, 1, 2, "1,\"\"]"), &mut budget, later + timeout);
+        assert_eq!(late, Decoded::Pending);
+        assert_eq!(budget.groups, 1);
+        assert_eq!(decoder.next_deadline(), Some(later + 2 * timeout));
+    }
+
+    #[test]
+    fn decoders_of_one_socket_share_its_budget() {
+        let now = Instant::now();
+        let mut budget = SocketBudget::default();
+        let mut first = PayloadDecoder::new(Duration::from_secs(1));
+        let mut second = PayloadDecoder::new(Duration::from_secs(1));
+        let id = |n: usize| format!("{n:0>16}");
+        for n in 0..60 {
+            assert_eq!(
+                first.decode(&fragment(&id(n), 0, 2, "["), &mut budget, now),
+                Decoded::Pending
+            );
+        }
+        for n in 60..MAX_FRAGMENT_BUFFERS {
+            assert_eq!(
+                second.decode(&fragment(&id(n), 0, 2, "["), &mut budget, now),
+                Decoded::Pending
+            );
+        }
+        let overflow = Decoded::Invalid(SyncError::Overflow(Overflow::Fragments));
+        assert_eq!(
+            second.decode(&fragment(&id(100), 0, 2, "["), &mut budget, now),
+            overflow
+        );
+        assert_eq!(budget.groups, 60);
+        first.clear(&mut budget);
+        assert_eq!(budget, SocketBudget::default());
+        assert_eq!(
+            second.decode("c\n[null,1,\"\"]", &mut budget, now),
+            Decoded::Ignored
+        );
+    }
+
+    #[test]
+    fn oversized_payloads_overflow_the_socket_or_the_fragments() {
+        let now = Instant::now();
+        let filler = |len: usize| "x".repeat(len);
+        let cases = [
+            (
+                format!("c\n{}", filler(MAX_PAYLOAD_BYTES - 1)),
+                Overflow::Socket,
+            ),
+            (
+                fragment(ID, 0, 2, &filler(MAX_PAYLOAD_BYTES)),
+                Overflow::Fragments,
+            ),
+            (
+                format!("c\n{ID}\n0\n2{}", filler(MAX_PAYLOAD_BYTES)),
+                Overflow::Socket,
+            ),
+        ];
+        for (payload, overflow) in cases {
+            let mut decoder = PayloadDecoder::new(Duration::from_secs(1));
+            let decoded = decoder.decode(&payload, &mut SocketBudget::default(), now);
+            assert_eq!(decoded, Decoded::Invalid(SyncError::Overflow(overflow)));
+        }
+        // At the limit itself the payload is judged on its content.
+        let mut decoder = PayloadDecoder::new(Duration::from_secs(1));
+        let payload = format!("c\n{}", filler(MAX_PAYLOAD_BYTES - 2));
+        let decoded = decoder.decode(&payload, &mut SocketBudget::default(), now);
+        assert_eq!(decoded, Decoded::Invalid(SyncError::Message));
+    }
+
+    #[test]
+    fn retained_bytes_are_limited_per_socket() {
+        let now = Instant::now();
+        let mut decoder = PayloadDecoder::new(Duration::from_secs(1));
+        let payload = fragment(ID, 0, 2, "[null,");
+        let key = "c\n".len() + ID.len();
+        let retained = payload.len() - "c\n".len() + key;
+        let mut budget = SocketBudget {
+            groups: 0,
+            bytes: MAX_PAYLOAD_BYTES - retained,
+        };
+        assert_eq!(decoder.decode(&payload, &mut budget, now), Decoded::Pending);
+        assert_eq!(budget.bytes, MAX_PAYLOAD_BYTES);
+        let next = fragment("bcdefghijklmnopq", 0, 2, "[");
+        let overflow = Decoded::Invalid(SyncError::Overflow(Overflow::Fragments));
+        assert_eq!(decoder.decode(&next, &mut budget, now), overflow);
+        assert_eq!(budget.bytes, MAX_PAYLOAD_BYTES - retained);
+    }
+
+    #[test]
+    fn counts_read_as_parse_int_reads_them() {
+        let now = Instant::now();
+        let mut decoder = PayloadDecoder::new(Duration::from_secs(1));
+        let mut budget = SocketBudget::default();
+        let payload = format!("c\n{ID}\n0000\n01\n[null,1,\"\"]");
+        assert!(matches!(
+            decoder.decode(&payload, &mut budget, now),
+            Decoded::Message(_)
+        ));
+        let huge = format!("c\n{ID}\n{}\n2\n[", "9".repeat(40));
+        assert_eq!(
+            decoder.decode(&huge, &mut budget, now),
+            Decoded::Invalid(SyncError::Message)
+        );
+        let mut decoder = PayloadDecoder::new(Duration::from_secs(1));
+        let too_many = format!("c\n{ID}\n0\n{}\n[", "9".repeat(40));
+        let overflow = Decoded::Invalid(SyncError::Overflow(Overflow::Fragments));
+        assert_eq!(decoder.decode(&too_many, &mut budget, now), overflow);
+    }
+
+    #[test]
+    fn splits_as_tinybase_does_on_the_corpus() {
+        for line in PAYLOADS_CORPUS.lines() {
+            let case: Value = serde_json::from_str(line).unwrap();
+            let to_client_id = case[0].as_str();
+            let remainder = case[1].as_str().unwrap();
+            let fragment_size = match &case[2] {
+                Value::Null => None,
+                Value::String(s) => Some(s.parse::<f64>().unwrap()),
+                n => n.as_f64(),
+            };
+            let mut ids = 0;
+            let built = payloads(to_client_id, remainder, fragment_size, || {
+                ids += 1;
+                "FIXEDmessageID__".to_owned()
+            });
+            let expected: Vec<String> = case[3].as_array().unwrap().iter().map(text).collect();
+            assert_eq!(built, expected, "{line}");
+            assert_eq!(ids, usize::from(expected.len() > 1));
+        }
+    }
+
+    #[test]
+    fn splits_long_remainders_into_at_most_a_thousand_fragments() {
+        let remainder = format!("[\"{}{}\",1,\"\"]", "x".repeat(20_000), "😀".repeat(5_000));
+        let built = payloads(None, &remainder, Some(1.0), || {
+            "FIXEDmessageID__".to_owned()
+        });
+        assert!(built.len() <= MAX_FRAGMENT_COUNT, "{}", built.len());
+        let max = remainder.len().div_ceil(MAX_FRAGMENT_COUNT) + 3;
+        let mut decoder = PayloadDecoder::new(Duration::from_secs(1));
+        let mut budget = SocketBudget::default();
+        let mut outcome = Decoded::Pending;
+        for payload in &built {
+            let (_, fragment) = payload.split_once(&format!("\n{}\n", built.len())).unwrap();
+            assert!(fragment.len() <= max);
+            outcome = decoder.decode(payload, &mut budget, Instant::now());
+        }
+        let Decoded::Message(decoded) = outcome else {
+            panic!("the fragments decode back");
+        };
+        assert_eq!(decoded.message, remainder);
+        assert_eq!(decoded.to_client_id, "");
+    }
+
+    #[test]
+    fn unique_ids_use_six_bits_of_each_byte() {
+        let mut random = [0u8; 16];
+        for (at, byte) in random.iter_mut().enumerate() {
+            *byte = (at as u8) * 17;
+        }
+        random[15] = 255;
+        assert_eq!(unique_id(random), "-GXn3Kar7OevBSiz");
+        assert_eq!(unique_id([64; 16]), "-".repeat(16));
+    }
 }
