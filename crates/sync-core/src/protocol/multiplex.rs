@@ -331,3 +331,200 @@ pub fn is_channel_id_valid(channel_id: &str) -> bool {
             .split('/')
             .all(|part| !part.is_empty() && part != "." && part != "..")
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value as Json;
+
+    use super::*;
+
+    /// Payloads with how TinyBase's `ifMultipleControlPayloadValid` and `ifMultiplePayloadValid`
+    /// took them: controls spelled every way `==` allows (with the acknowledgement
+    /// `createMultipleControlPayload` built), channel envelopes, and `"throws"` where TinyBase's
+    /// comparison threw on an object.
+    const CORPUS: &str = include_str!("testdata/multiplex.jsonl");
+
+    fn text(value: &Json) -> &str {
+        value.as_str().unwrap()
+    }
+
+    #[test]
+    fn classifies_as_tinybase_does_on_the_corpus() {
+        let mut count = 0;
+        for line in CORPUS.lines() {
+            let case: Json = serde_json::from_str(line).unwrap();
+            let payload = text(&case[0]);
+            let envelope = parse(payload);
+            match &case[1] {
+                Json::String(s) if s == "invalid" || s == "throws" => {
+                    assert_eq!(envelope, Envelope::Invalid, "{line}");
+                }
+                Json::String(s) if s == "too_large" => {
+                    assert_eq!(envelope, Envelope::ChannelIdTooLarge, "{line}");
+                }
+                Json::Object(o) if o.contains_key("channel") => {
+                    let channel = Envelope::Channel {
+                        channel_id: text(&o["channel"][0]),
+                        payload: text(&o["channel"][1]),
+                    };
+                    assert_eq!(envelope, channel, "{line}");
+                }
+                Json::Object(o) => {
+                    let [kind, request_id, channel_id, acknowledgement] =
+                        o["control"].as_array().unwrap().as_slice()
+                    else {
+                        panic!("{line}");
+                    };
+                    let Envelope::Control(control) = envelope else {
+                        panic!("not a control: {line}");
+                    };
+                    match (text(kind), &control) {
+                        ("hello", Control::Hello { request_id: id, .. }) => {
+                            assert_eq!(id, text(request_id), "{line}");
+                        }
+                        (
+                            "subscribe",
+                            Control::Subscribe {
+                                request_id: id,
+                                channel_id: channel,
+                                ..
+                            },
+                        ) => {
+                            assert_eq!(id, text(request_id), "{line}");
+                            assert_eq!(channel, text(channel_id), "{line}");
+                        }
+                        (
+                            "unsubscribe",
+                            Control::Unsubscribe {
+                                channel_id: channel,
+                            },
+                        ) => {
+                            assert_eq!(channel, text(channel_id), "{line}");
+                        }
+                        _ => panic!("{control:?} for {line}"),
+                    }
+                    if let Some(acknowledgement) = acknowledgement.as_str() {
+                        assert_eq!(reply(&control), acknowledgement, "{line}");
+                    }
+                }
+                other => panic!("unexpected outcome {other}"),
+            }
+            count += 1;
+        }
+        assert!(count > 900);
+    }
+
+    #[test]
+    fn numbers_print_as_javascript_prints_them() {
+        let cases = [
+            (1e21, "1e+21"),
+            (1e20, "100000000000000000000"),
+            (123456789012345680000.0, "123456789012345680000"),
+            (1e-7, "1e-7"),
+            (1.5e-7, "1.5e-7"),
+            (0.000001, "0.000001"),
+            (0.0000012345, "0.0000012345"),
+            (123.456, "123.456"),
+            (-1.5, "-1.5"),
+            (1e300, "1e+300"),
+            (5e-324, "5e-324"),
+            (9007199254740994.0, "9007199254740994"),
+            (100.0, "100"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (-0.1, "-0.1"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (-0.0, "0"),
+            (2.0, "2"),
+        ];
+        for (number, printed) in cases {
+            assert_eq!(js_number(number), printed);
+        }
+    }
+
+    #[test]
+    fn strings_convert_to_numbers_as_javascript_converts_them() {
+        let cases = [
+            ("", Some(0.0)),
+            (" \n\u{2028}\u{FEFF}", Some(0.0)),
+            (" 12 ", Some(12.0)),
+            ("0x1F", Some(31.0)),
+            ("0b101", Some(5.0)),
+            ("0o17", Some(15.0)),
+            ("-0x1", None),
+            ("0x", None),
+            ("1.", Some(1.0)),
+            (".5e1", Some(5.0)),
+            ("+.5", Some(0.5)),
+            (".", None),
+            ("1e", None),
+            ("1_000", None),
+            ("-Infinity", Some(f64::NEG_INFINITY)),
+            ("infinity", None),
+            ("NaN", None),
+            ("inf", None),
+            ("\u{200B}1", None),
+        ];
+        for (string, number) in cases {
+            assert_eq!(string_to_number(string), number, "{string:?}");
+        }
+    }
+
+    #[test]
+    fn canonical_controls_reply_as_tinybase_s_client_expects() {
+        assert_eq!(reply(&Control::hello("r1")), "S\n[\"r1\",-1,[0,1]]");
+        assert_eq!(
+            parse("S\n[\"r1\",-1,[0,1]]"),
+            Envelope::Control(Control::hello("r1"))
+        );
+        let subscribe = Control::subscribe("r2", "a/\"b\"");
+        assert_eq!(reply(&subscribe), "S\n[\"r2\",-1,[1,\"a/\\\"b\\\"\"]]");
+        assert_eq!(parse(&reply(&subscribe)), Envelope::Control(subscribe));
+        let unsubscribe = Control::Unsubscribe {
+            channel_id: "a".to_owned(),
+        };
+        assert_eq!(reply(&unsubscribe), "S\n[null,-1,[2,\"a\"]]");
+        assert_eq!(parse(&reply(&unsubscribe)), Envelope::Control(unsubscribe));
+    }
+
+    #[test]
+    fn loosely_spelled_controls_are_echoed_as_sent() {
+        let Envelope::Control(control) = parse("S\n[\"r\",-1,[[\" 1 \"],\"chan\"]]") else {
+            panic!("a subscription");
+        };
+        assert_eq!(reply(&control), "S\n[\"r\",-1,[[\" 1 \"],\"chan\"]]");
+        let Envelope::Control(control) = parse("S\n[\"r\",-1,[-0.0e1,true]]") else {
+            panic!("a hello");
+        };
+        assert_eq!(reply(&control), "S\n[\"r\",-1,[0,true]]");
+    }
+
+    #[test]
+    fn channel_envelopes_wrap_and_parse() {
+        let wrapped = wrap("a/b", "c\n[null,1,\"\"]");
+        assert_eq!(wrapped, "M\na/b\nc\n[null,1,\"\"]");
+        let channel = Envelope::Channel {
+            channel_id: "a/b",
+            payload: "c\n[null,1,\"\"]",
+        };
+        assert_eq!(parse(&wrapped), channel);
+        assert_eq!(
+            parse(&wrap(&"é".repeat(513), "x")),
+            Envelope::ChannelIdTooLarge
+        );
+        assert_eq!(parse(&wrap("a/../b", "x")), Envelope::Invalid);
+    }
+
+    #[test]
+    fn channel_ids_are_limited_in_bytes_and_structure() {
+        assert!(!is_channel_id_too_large(&"é".repeat(512)));
+        assert!(is_channel_id_too_large(&"é".repeat(513)));
+        for valid in ["a", "a/b", "...", "a b", "ü/😀", "%2e"] {
+            assert!(is_channel_id_valid(valid), "{valid}");
+        }
+        for invalid in [
+            "", "/a", "a/", "a//b", ".", "a/..", "a?b", "a#", "a\nb", "a\rb",
+        ] {
+            assert!(!is_channel_id_valid(invalid), "{invalid:?}");
+        }
+    }
+}
