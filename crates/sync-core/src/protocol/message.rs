@@ -699,4 +699,27 @@ mod tests {
         }
         assert_eq!(validate(" [ null , 1 , \"\" ]\n"), Some(1));
     }
+
+    #[test]
+    fn the_fast_and_the_raw_reading_agree_on_mutated_messages() {
+        let seeds = super::super::robustness::seeds();
+        let mut rng = super::super::robustness::Rng::new(0x5eed_0004);
+        let mut valid = 0;
+        for _ in 0..20_000 {
+            let seed = &seeds[rng.below(seeds.len())];
+            let donor = &seeds[rng.below(seeds.len())];
+            let remainder = rng.mutate(seed, donor);
+            let raw = judge(&remainder, true);
+            match judge(&remainder, false) {
+                Ok(message_type) => {
+                    valid += 1;
+                    assert_eq!(raw, Ok(message_type), "{remainder:?}");
+                }
+                // The raw reading has the last word on what serde_json refused.
+                Err(Category::Syntax) => {}
+                Err(_) => assert!(raw.is_err(), "{remainder:?}"),
+            }
+        }
+        assert!(valid > 1_000, "{valid}");
+    }
 }

@@ -6,3 +6,6 @@ pub mod limits;
 pub mod message;
 pub mod multiplex;
 pub mod payload;
+
+#[cfg(test)]
+mod robustness;
