@@ -143,7 +143,11 @@ export const createWsServer = (
 
   const openNative = (webSocket, conn, fd, pathId, clientId, multiplexed) => {
     const head = detach(webSocket);
-    const events = native.adopt(conn, fd, head, {pathId, clientId, multiplexed});
+    const events = native.adopt(conn, fd, head, {
+      pathId,
+      clientId,
+      multiplexed,
+    });
     conns.set(conn, {
       webSocket,
       facade: becomeFacade(webSocket, conn, native),
@@ -164,7 +168,31 @@ export const createWsServer = (
     apply(native.openJs(conn, {pathId, clientId, multiplexed}));
   };
 
+  // From the moment ws writes a 101 until its 'connection' is registered, native relaying waits
+  // (see Hub::joining). The same tick normally ends it; setImmediate covers a 'connection' that
+  // never comes or comes later (noServer users emit it themselves).
+  const joins = new Set();
+  const onHeaders = () => {
+    native.joining();
+    const join = {};
+    joins.add(join);
+    setImmediate(() => endJoin(join));
+  };
+  const endJoin = (join) => {
+    if (joins.delete(join)) {
+      apply(native.joined());
+    }
+  };
+
   const onConnection = (webSocket, request) => {
+    try {
+      register(webSocket, request);
+    } finally {
+      endJoin(joins.values().next().value);
+    }
+  };
+
+  const register = (webSocket, request) => {
     webSockets.add(webSocket);
     addWebSocketListener(webSocket, 'error', handleError);
     addWebSocketListener(webSocket, 'close', () =>
@@ -190,6 +218,7 @@ export const createWsServer = (
   };
 
   removers.push(listen(webSocketServer, 'error', handleError));
+  removers.push(listen(webSocketServer, 'headers', onHeaders));
   const removeConnectionListener = listen(
     webSocketServer,
     'connection',

@@ -158,6 +158,19 @@ impl NativeServer {
         }
     }
 
+    /// `ws` is about to answer an upgrade with a 101: native input waits until `joined`, so the new
+    /// client is on its path before anything processed after its handshake completed.
+    #[napi(catch_unwind)]
+    pub fn joining(&self) {
+        self.hub.joining();
+    }
+
+    /// The connection announced by `joining` is registered, or will not come.
+    #[napi(catch_unwind)]
+    pub fn joined(&self) -> Vec<HubEvent> {
+        to_js(self.hub.joined())
+    }
+
     /// Registers a socket that stays in JS.
     #[napi(catch_unwind)]
     pub fn open_js(&self, conn: i64, accepted: Accepted) -> Vec<HubEvent> {

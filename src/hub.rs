@@ -2,7 +2,8 @@
 //! tokio threads; JS-plane sockets, the server clients and connection intake reach it from the JS
 //! thread. One lock guards the router, so every path sees its messages in one order.
 
-use std::collections::{HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
@@ -29,6 +30,64 @@ struct State {
     events: Vec<Event>,
     /// The deadline the expiry timer is sleeping towards.
     armed: Option<Instant>,
+    /// Connections `ws` has answered with a 101 that JS has not registered yet. A client whose
+    /// handshake completed must be on its path before any message processed after that, as on
+    /// TinyBase's single thread, so plane input waits in `deferred` meanwhile.
+    joining: usize,
+    deferred: VecDeque<PlaneInput<'static>>,
+}
+
+/// What a native socket brings to the router.
+enum PlaneInput<'a> {
+    Message {
+        conn: ConnId,
+        text: Cow<'a, str>,
+    },
+    Closed {
+        conn: ConnId,
+        code: u16,
+        reason: Cow<'a, str>,
+    },
+}
+
+impl PlaneInput<'_> {
+    fn into_owned(self) -> PlaneInput<'static> {
+        match self {
+            PlaneInput::Message { conn, text } => PlaneInput::Message {
+                conn,
+                text: Cow::Owned(text.into_owned()),
+            },
+            PlaneInput::Closed { conn, code, reason } => PlaneInput::Closed {
+                conn,
+                code,
+                reason: Cow::Owned(reason.into_owned()),
+            },
+        }
+    }
+
+    fn apply(self, router: &mut Router, effects: &mut Effects) {
+        match self {
+            PlaneInput::Message { conn, text } => {
+                router.receive(conn, &text, Instant::now(), effects);
+                if effects.mirrored.contains(&conn) {
+                    effects.events.push(Event::Message {
+                        conn,
+                        data: text.into_owned(),
+                    });
+                }
+            }
+            PlaneInput::Closed { conn, code, reason } => {
+                router.close(conn, effects);
+                effects.conns.remove(&conn);
+                effects.mirrored.remove(&conn);
+                effects.events.push(Event::Closed {
+                    conn,
+                    code,
+                    reason: reason.into_owned(),
+                });
+            }
+        }
+    }
 }
 
 /// The router's effects, carried out while the hub's lock is held.
@@ -126,6 +185,8 @@ impl Hub {
                 mirrored: HashSet::new(),
                 events: Vec::new(),
                 armed: None,
+                joining: 0,
+                deferred: VecDeque::new(),
             }),
             plane: Mutex::new(None),
             wake,
@@ -136,15 +197,8 @@ impl Hub {
         hub
     }
 
-    /// Runs `action` on the router under the lock, then re-arms the timer if needed. Also says
-    /// whether the event queue was empty before.
-    fn with_router(
-        &self,
-        action: impl FnOnce(&mut Router, &mut Effects),
-    ) -> (bool, MutexGuard<'_, State>) {
-        let mut guard = lock(&self.state);
-        let state = &mut *guard;
-        let was_empty = state.events.is_empty();
+    /// Runs `action` on the router, then re-arms the timer if an earlier deadline appeared.
+    fn act(&self, state: &mut State, action: impl FnOnce(&mut Router, &mut Effects)) {
         action(
             &mut state.router,
             &mut Effects {
@@ -158,23 +212,59 @@ impl Hub {
             state.armed = next;
             self.timer.notify_one();
         }
-        (was_empty, guard)
     }
 
     /// A call from the JS thread: its events, and any queued before it, are returned in order.
     fn on_js_thread(&self, action: impl FnOnce(&mut Router, &mut Effects)) -> Vec<Event> {
-        let (_, mut state) = self.with_router(action);
+        let mut state = lock(&self.state);
+        self.act(&mut state, action);
         std::mem::take(&mut state.events)
     }
 
     /// A call from a plane thread: JS is woken if this queued the first event.
     fn off_js_thread(&self, action: impl FnOnce(&mut Router, &mut Effects)) {
-        let (was_empty, state) = self.with_router(action);
+        let mut state = lock(&self.state);
+        let was_empty = state.events.is_empty();
+        self.act(&mut state, action);
         let wake = was_empty && !state.events.is_empty();
         drop(state);
         if wake {
             (self.wake)();
         }
+    }
+
+    /// Input from a native socket, routed now or, while a connection is joining, once it has.
+    fn plane_input(&self, input: PlaneInput) {
+        let mut state = lock(&self.state);
+        if state.joining > 0 {
+            state.deferred.push_back(input.into_owned());
+            return;
+        }
+        let was_empty = state.events.is_empty();
+        self.act(&mut state, |router, effects| input.apply(router, effects));
+        let wake = was_empty && !state.events.is_empty();
+        drop(state);
+        if wake {
+            (self.wake)();
+        }
+    }
+
+    /// `ws` is about to write a 101: hold plane input until [`Hub::joined`].
+    pub fn joining(&self) {
+        lock(&self.state).joining += 1;
+    }
+
+    /// A connection announced by [`Hub::joining`] is registered (or will never be): route what
+    /// waited, in order, once no other connection is joining.
+    pub fn joined(&self) -> Vec<Event> {
+        let mut state = lock(&self.state);
+        state.joining = state.joining.saturating_sub(1);
+        if state.joining == 0 {
+            while let Some(input) = state.deferred.pop_front() {
+                self.act(&mut state, |router, effects| input.apply(router, effects));
+            }
+        }
+        std::mem::take(&mut state.events)
     }
 
     /// Takes over an upgraded socket. The lock is held across the takeover so the plane cannot
@@ -302,14 +392,9 @@ impl Hub {
 
 impl Inbound for Hub {
     fn message(&self, conn: ConnId, text: &str) {
-        self.off_js_thread(|router, effects| {
-            router.receive(conn, text, Instant::now(), effects);
-            if effects.mirrored.contains(&conn) {
-                effects.events.push(Event::Message {
-                    conn,
-                    data: text.to_owned(),
-                });
-            }
+        self.plane_input(PlaneInput::Message {
+            conn,
+            text: Cow::Borrowed(text),
         });
     }
 
@@ -318,15 +403,10 @@ impl Inbound for Hub {
     }
 
     fn closed(&self, conn: ConnId, code: u16, reason: &str) {
-        self.off_js_thread(|router, effects| {
-            router.close(conn, effects);
-            effects.conns.remove(&conn);
-            effects.mirrored.remove(&conn);
-            effects.events.push(Event::Closed {
-                conn,
-                code,
-                reason: reason.to_owned(),
-            });
+        self.plane_input(PlaneInput::Closed {
+            conn,
+            code,
+            reason: Cow::Borrowed(reason),
         });
     }
 }
