@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::error::{Overflow, SyncError};
 use super::limits::{MAX_FRAGMENT_BUFFERS, MAX_FRAGMENT_COUNT, MAX_PAYLOAD_BYTES};
 use super::message;
-use super::payload::{self, SEPARATOR};
+use super::payload;
 
 /// What one socket holds in partly received messages, shared by all of its decoders (a
 /// multiplexed socket has one decoder per channel).
@@ -325,15 +325,7 @@ pub fn payloads(
     fragments
         .iter()
         .enumerate()
-        .map(|(index, fragment)| {
-            let mut remainder = String::with_capacity(message_id.len() + fragment.len() + 10);
-            remainder.push_str(&message_id);
-            for part in [index.to_string().as_str(), &total.to_string(), fragment] {
-                remainder.push(SEPARATOR);
-                remainder.push_str(part);
-            }
-            payload::join(client_id, &remainder)
-        })
+        .map(|(index, fragment)| format!("{client_id}\n{message_id}\n{index}\n{total}\n{fragment}"))
         .collect()
 }
 

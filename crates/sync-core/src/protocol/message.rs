@@ -9,9 +9,9 @@
 //!
 //! serde_json refuses some things `JSON.parse` accepts: numbers that overflow to `Infinity`,
 //! strings holding unpaired surrogates, and nesting past 128 levels. When it does, the message
-//! is judged again with every value read raw (serde_json only checks raw values are JSON) and
-//! judged here, parsing again each array or object a shape looks into. That costs a pass a
-//! level, but only for such contrived input.
+//! is judged again reading every value raw, which serde_json only checks to be JSON: scalars
+//! are then judged here, and each array or object a shape looks into is parsed again. That
+//! costs a pass a level, but only for such contrived input.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -311,7 +311,8 @@ impl Expect {
         }
     }
 
-    /// What a whole raw value satisfies.
+    /// What a whole raw value satisfies. Nesting is checked for every array or object, even one
+    /// no shape looks into: TinyBase's stack runs out all the same.
     fn raw<E: de::Error>(self, raw: &str) -> Result<Shapes, E> {
         let got = match raw.as_bytes().first() {
             Some(b'[' | b'{') => {
@@ -333,11 +334,11 @@ impl Expect {
                 Some(s) => self.string(&s),
                 None => shape::ANY,
             },
-            Some(b'-' | b'0'..=b'9') => match number(raw) {
+            _ => match number(raw) {
                 Some(n) if n.is_finite() => self.finite(n),
-                _ => 0,
+                Some(_) => 0,
+                None => shape::ANY,
             },
-            _ => shape::ANY,
         };
         Ok(got & self.shapes)
     }
@@ -443,8 +444,7 @@ impl<'de> Visitor<'de> for Expect {
         let mut alive = of_kind(self.shapes, false);
         let mut len = 0;
         loop {
-            // Items no shape looks into still count towards the nesting limit.
-            let item = self.within(item_shapes(alive, len) | shape::ANY);
+            let item = self.within(item_shapes(alive, len));
             let Some(got) = seq.next_element_seed(item)? else {
                 break;
             };
@@ -462,7 +462,7 @@ impl<'de> Visitor<'de> for Expect {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shapes, A::Error> {
         let shapes = of_kind(self.shapes, true);
-        let value = self.within(item_shapes(shapes, 0) | shape::ANY);
+        let value = self.within(item_shapes(shapes, 0));
         // Keys whose latest value fails some of `shapes`, with the shapes it keeps: JSON.parse
         // lets a repeated key replace its earlier value, so a failure is only final at the end.
         let mut failing: Option<HashMap<Cow<'de, [u8]>, Shapes>> = None;

@@ -90,6 +90,9 @@ fn as_string(value: &Value) -> Option<&str> {
     value.as_str().filter(|s| *s != UNDEFINED_MARKER)
 }
 
+/// TinyBase's `ifMultipleControlPayloadValid`. Through serde_json, so a control holding an
+/// unpaired surrogate or nested past 128 levels is refused where TinyBase might take it; no
+/// Rust string could hold such a request or channel id anyway.
 fn parse_control(remainder: &str) -> Option<Control> {
     let message: Value = serde_json::from_str(remainder).ok()?;
     let [request_id, message_type, control_and_body] = message.as_array()?.as_slice() else {
@@ -115,10 +118,11 @@ fn parse_control(remainder: &str) -> Option<Control> {
         )))
     };
     if loosely_equals(control, 0.0) {
-        let request_id = request_id?.to_owned();
-        loosely_equals(body, MULTIPLE_VERSION as f64).then_some(())?;
+        if !loosely_equals(body, MULTIPLE_VERSION as f64) {
+            return None;
+        }
         Some(Control::Hello {
-            request_id,
+            request_id: request_id?.to_owned(),
             echo: echo()?,
         })
     } else if loosely_equals(control, 1.0) {
@@ -217,17 +221,11 @@ fn is_decimal_literal(s: &str) -> bool {
 
 /// JS's `WhiteSpace` and `LineTerminator`, which `StringToNumber` trims.
 fn is_js_whitespace(c: char) -> bool {
-    matches!(
-        c,
-        '\t' | '\n' | '\u{B}' | '\u{C}' | '\r' | ' ' | '\u{A0}' | '\u{1680}' | '\u{2000}'
-            ..='\u{200A}'
-                | '\u{2028}'
-                | '\u{2029}'
-                | '\u{202F}'
-                | '\u{205F}'
-                | '\u{3000}'
-                | '\u{FEFF}'
-    )
+    const SINGLES: &[char] = &[
+        '\t', '\n', '\u{B}', '\u{C}', '\r', ' ', '\u{A0}', '\u{1680}', '\u{2028}', '\u{2029}',
+        '\u{202F}', '\u{205F}', '\u{3000}', '\u{FEFF}',
+    ];
+    SINGLES.contains(&c) || ('\u{2000}'..='\u{200A}').contains(&c)
 }
 
 /// `JSON.stringify` of a value that TinyBase accepted in a control, or `None` for an object
@@ -256,7 +254,7 @@ fn js_number(number: f64) -> String {
     let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
     let exponent: i32 = exponent.parse().unwrap_or(0);
     let digits = mantissa.replace('.', "");
-    let (first, rest) = digits.split_at(1);
+    let (first, rest) = digits.split_at_checked(1).unwrap_or((&digits, ""));
     let sign = if number < 0.0 { "-" } else { "" };
     // Where the decimal point falls after the digits' first, as ECMAScript's `n` counts it.
     let point = exponent + 1;
@@ -264,7 +262,9 @@ fn js_number(number: f64) -> String {
     let body = if len <= point && point <= 21 {
         format!("{digits}{}", "0".repeat((point - len) as usize))
     } else if 0 < point && point <= 21 {
-        let (whole, fraction) = digits.split_at(point as usize);
+        let (whole, fraction) = digits
+            .split_at_checked(point as usize)
+            .unwrap_or((&digits, ""));
         format!("{whole}.{fraction}")
     } else if -6 < point && point <= 0 {
         format!("0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
