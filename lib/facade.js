@@ -3,8 +3,6 @@
 
 const CLOSING = 2;
 const CLOSED = 3;
-// ws sends a close frame without a status code when close() is given none.
-const NO_STATUS = 1005;
 
 /**
  * Turns `webSocket` into a facade of native connection `conn`. Returns what the server calls as
@@ -33,11 +31,19 @@ export const becomeFacade = (webSocket, conn, native) => {
     }
   };
 
+  // As ws's close(): no code sends a Close without a status, and a code that may not be sent
+  // throws before anything changes.
   webSocket.close = (code, reason) => {
-    if (webSocket.readyState < CLOSING) {
-      webSocket._readyState = CLOSING;
-      native.closeNative(conn, code ?? NO_STATUS, String(reason ?? ''));
+    if (webSocket.readyState >= CLOSING) {
+      return;
     }
+    if (
+      (code !== undefined && typeof code != 'number') ||
+      !native.closeNative(conn, code, String(reason ?? ''))
+    ) {
+      throw new TypeError('First argument must be a valid error code number');
+    }
+    webSocket._readyState = CLOSING;
   };
 
   webSocket.terminate = () => {

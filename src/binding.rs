@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use connection_plane::{Heartbeat, Plane, Settings};
+use connection_plane::{Heartbeat, Plane, Settings, NO_STATUS};
 use napi::bindgen_prelude::{Buffer, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{CleanupEnvHook, Env, Error, Result, Status};
@@ -252,12 +252,24 @@ impl NativeServer {
             .unwrap_or(false)
     }
 
-    /// Starts the close handshake on a native socket.
+    /// Starts the close handshake on a native socket; without a `code`, with a Close that has no
+    /// status. False when `code` may not be sent, for the facade to throw as ws's `close()` does.
     #[napi(catch_unwind)]
-    pub fn close_native(&self, conn: i64, code: u32, reason: String) {
-        let code = u16::try_from(code).unwrap_or(1000);
+    pub fn close_native(&self, conn: i64, code: Option<f64>, reason: String) -> bool {
+        let code = match code {
+            None => NO_STATUS,
+            // 1005 only stands for an absent status: given as a code, ws refuses it.
+            Some(code) if code != f64::from(NO_STATUS) && (0.0..=65535.0).contains(&code) => {
+                code as u16
+            }
+            Some(_) => return false,
+        };
+        // A connection that has ended is closed already, whatever the code.
         self.hub
-            .native(conn_id(conn), |connection| connection.close(code, &reason));
+            .native(conn_id(conn), |connection| {
+                connection.close(code, &reason).is_ok()
+            })
+            .unwrap_or(true)
     }
 
     /// Drops a native socket at once.

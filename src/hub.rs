@@ -115,7 +115,11 @@ impl Outbox for Effects<'_> {
 
     fn close(&mut self, conn: ConnId, code: u16, reason: &str) {
         match self.conns.get(&conn) {
-            Some(Conn::Native(connection)) => connection.close(code, reason),
+            Some(Conn::Native(connection)) => {
+                // The router closes only with codes valid on the wire (1007, 1013), which the
+                // plane never refuses.
+                let _ = connection.close(code, reason);
+            }
             Some(Conn::Js) => self.events.push(Event::Close {
                 conn,
                 code,

@@ -1,11 +1,14 @@
 //! The hub's handle on one connection: a queue into the connection's task and the backlog it keeps.
 
+use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use sync_core::protocol::limits::MAX_PAYLOAD_BYTES;
 use sync_core::router::{Backpressure, Payload};
 use tokio::sync::{mpsc, Notify};
+
+use crate::NO_STATUS;
 
 /// What the hub asks of a connection's task, in the order it must happen.
 pub(crate) enum Command {
@@ -65,10 +68,16 @@ impl Connection {
     }
 
     /// Starts the close handshake once every frame queued before it is written. The first close
-    /// wins; anything queued after it is dropped.
-    pub fn close(&self, code: u16, reason: &str) {
+    /// wins; anything queued after it is dropped. [`NO_STATUS`] sends a Close without a status (and
+    /// so without a reason), as ws's `close()` does when given no code. Any other code that may
+    /// not appear on the wire is refused, as ws's `close()` throws for it.
+    pub fn close(&self, code: u16, reason: &str) -> Result<(), InvalidCloseCode> {
+        if code != NO_STATUS && !is_sendable(code) {
+            return Err(InvalidCloseCode(code));
+        }
         // An ended connection has nothing left to close.
         let _ = self.commands.send(Command::Close(code, reason.to_owned()));
+        Ok(())
     }
 
     /// Drops the connection at once, without a close handshake or the frames still queued; it is
@@ -80,5 +89,56 @@ impl Connection {
     /// Bytes queued or written to tungstenite but not yet taken by the kernel.
     pub fn buffered_amount(&self) -> usize {
         self.shared.backlog.load(Ordering::Acquire)
+    }
+}
+
+/// A close code [`Connection::close`] refused: one a peer would reject on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidCloseCode(pub u16);
+
+impl fmt::Display for InvalidCloseCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} is not a close code that may be sent", self.0)
+    }
+}
+
+impl std::error::Error for InvalidCloseCode {}
+
+/// The codes ws accepts in a Close frame (its `isValidStatusCode`): the defined ones but 1004
+/// (reserved), 1005 and 1006 (which only stand for an absent status), 1015 (TLS failure, never
+/// sent), and the registered and private ranges. Anything else makes ws fail the connection with
+/// `WS_ERR_INVALID_CLOSE_CODE`.
+fn is_sendable(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_codes_ws_accepts_on_the_wire_may_be_sent() {
+        let sendable: Vec<u16> = (0..=u16::MAX).filter(|&code| is_sendable(code)).collect();
+        let expected: Vec<u16> = [1000, 1001, 1002, 1003]
+            .into_iter()
+            .chain(1007..=1014)
+            .chain(3000..=4999)
+            .collect();
+        assert_eq!(sendable, expected);
+    }
+
+    #[test]
+    fn close_refuses_a_code_that_may_not_be_sent_and_queues_nothing() {
+        let (commands, mut queue) = mpsc::unbounded_channel();
+        let conn = Connection::new(commands, Arc::new(Shared::default()));
+        for code in [0, 999, 1004, 1006, 1015, 1016, 2999, 5000, u16::MAX] {
+            assert_eq!(conn.close(code, "no"), Err(InvalidCloseCode(code)));
+        }
+        assert!(queue.try_recv().is_err());
+
+        assert_eq!(conn.close(NO_STATUS, ""), Ok(()));
+        assert_eq!(conn.close(4999, "ok"), Ok(()));
+        assert!(matches!(queue.try_recv(), Ok(Command::Close(NO_STATUS, _))));
+        assert!(matches!(queue.try_recv(), Ok(Command::Close(4999, _))));
     }
 }

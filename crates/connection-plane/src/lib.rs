@@ -12,17 +12,18 @@ mod session;
 
 use std::time::Duration;
 
-pub use connection::Connection;
+pub use connection::{Connection, InvalidCloseCode};
 pub use plane::Plane;
 pub use sync_core::router::{Backpressure, ConnId, Payload};
 
 /// Close code for a socket that ended without a close frame, or was given up on.
 pub const ABNORMAL_CLOSURE: u16 = 1006;
-/// Close code reported when the peer's close frame carried none.
+/// Close code reported when the peer's close frame carried none; given to [`Connection::close`],
+/// a Close frame without a status.
 pub const NO_STATUS: u16 = 1005;
 /// Close code the plane sends to every connection when it shuts down.
 pub const GOING_AWAY: u16 = 1001;
-/// Close code the plane sends after an oversized message, as TinyBase's server does.
+/// Close code the plane sends after a message too large to read, as TinyBase's server does.
 pub const OVERSIZED_CODE: u16 = 1013;
 /// Close reason sent with [`OVERSIZED_CODE`]: TinyBase's overflow error for a socket.
 pub const OVERSIZED_REASON: &str = "tinybase:15:socket";
@@ -31,10 +32,12 @@ pub const OVERSIZED_REASON: &str = "tinybase:15:socket";
 /// hands work on; it must not block for long, and must not call [`Plane::shutdown`].
 pub trait Inbound: Send + Sync + 'static {
     /// A message arrived (text; binary frames decoded as lossy UTF-8, as ws's toString does).
+    /// Any message the plane could read whole arrives here, also one over TinyBase's 16 MiB
+    /// limit: which overflow error that is depends on the message, so the router judges it.
     fn message(&self, conn: ConnId, text: &str);
-    /// A message over the plane's size limit arrived; the plane closes the socket with 1013 and
-    /// reason "tinybase:15:socket" itself, the hub only reports the error. Later messages on the
-    /// same connection are not delivered, as TinyBase ignores them once a socket is invalid.
+    /// A message too large to read at all arrived (over [`Settings::max_message_size`]); the plane
+    /// closes the socket with 1013 and reason "tinybase:15:socket" itself, the hub only reports
+    /// the error. Nothing more is read from the connection.
     fn oversized(&self, conn: ConnId);
     /// The connection ended (either side, or heartbeat loss). code 1005 when the close frame had
     /// none, 1006 when the socket ended without a close frame. Called exactly once per connection.
@@ -57,9 +60,10 @@ pub struct Settings {
     /// tungstenite's per-connection read buffer. It is allocated per connection and zero-filled
     /// on every read, so a small one saves both memory and time.
     pub read_buffer_size: usize,
-    /// Largest message (and frame) read whole. Anything larger than TinyBase's 16 MiB limit is
-    /// reported as oversized either way; reading a little past the limit lets the client get
-    /// TinyBase's 1013 close rather than a protocol error, beyond this it is cut off unread.
+    /// Largest message (and frame) read whole. Messages up to it are delivered whatever their
+    /// size, for the router to apply TinyBase's 16 MiB limit as TinyBase does; reading past that
+    /// limit lets it tell an oversized fragment from an oversized message. Beyond this a message
+    /// is cut off unread and reported [`Inbound::oversized`].
     pub max_message_size: usize,
     pub heartbeat: Option<Heartbeat>,
     /// How long a closing connection waits for the peer's side of the close handshake, as ws's

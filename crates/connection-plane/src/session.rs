@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::{FutureExt, Sink, SinkExt, Stream};
-use sync_core::protocol::limits::MAX_PAYLOAD_BYTES;
 use sync_core::router::{ConnId, Payload};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::futures::Notified;
@@ -92,8 +91,6 @@ enum Exit {
     Close(u16, String),
     /// The peer sent Close with this status.
     PeerClosed(u16, String),
-    /// A message over TinyBase's limit was read whole.
-    Oversized,
     /// tungstenite can read no further (a protocol error, or a message too large to read): the
     /// peer is told why, and whatever it still sends is discarded.
     Broken {
@@ -163,20 +160,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 if self.start_close(code, &reason).is_err() {
                     return lost;
                 }
-                self.finish(terminate, true).await.unwrap_or(lost)
+                self.finish(terminate).await.unwrap_or(lost)
             }
             Exit::PeerClosed(code, reason) => {
                 self.stop_queue();
-                self.finish(terminate, false).await;
+                self.finish(terminate).await;
                 (code, reason)
-            }
-            Exit::Oversized => {
-                self.stop_queue();
-                self.inbound.oversized(self.conn);
-                if self.start_close(OVERSIZED_CODE, OVERSIZED_REASON).is_err() {
-                    return lost;
-                }
-                self.finish(terminate, false).await.unwrap_or(lost)
             }
             Exit::Broken {
                 code,
@@ -318,22 +307,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     fn receive(&mut self, message: Message) -> Option<Exit> {
         match message {
-            Message::Text(text) => self.deliver(&text),
-            Message::Binary(data) => self.deliver(&String::from_utf8_lossy(&data)),
             Message::Close(frame) => {
                 let (code, reason) = close_status(frame);
                 Some(Exit::PeerClosed(code, reason))
             }
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => None,
+            message => {
+                self.deliver(message);
+                None
+            }
         }
     }
 
-    fn deliver(&self, text: &str) -> Option<Exit> {
-        if text.len() > MAX_PAYLOAD_BYTES {
-            return Some(Exit::Oversized);
+    /// Hands a data message to the hub, whatever its size: TinyBase's size rules depend on what
+    /// the message is, so they are the router's to apply.
+    fn deliver(&self, message: Message) {
+        match message {
+            Message::Text(text) => self.inbound.message(self.conn, &text),
+            Message::Binary(data) => self
+                .inbound
+                .message(self.conn, &String::from_utf8_lossy(&data)),
+            Message::Close(_) | Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
         }
-        self.inbound.message(self.conn, text);
-        None
     }
 
     /// Refuses further sends and drops what is still queued: nothing more can follow a Close.
@@ -347,21 +341,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     fn start_close(&mut self, code: u16, reason: &str) -> Result<(), ()> {
-        let close = Message::Close(Some(CloseFrame {
-            code: code.into(),
-            reason: Utf8Bytes::from(close_reason(reason)),
-        }));
-        Pin::new(&mut self.ws).start_send(close).map_err(drop)
+        Pin::new(&mut self.ws)
+            .start_send(close_message(code, reason))
+            .map_err(drop)
     }
 
     /// Drives a close handshake to its end: our Close or our reply goes out after everything fed
     /// before it, and the peer's reply (if we closed) is awaited, up to the close timeout. Returns
-    /// the status of the Close received during this phase, if the handshake completed.
-    async fn finish(
-        &mut self,
-        mut terminate: Pin<&mut Notified<'_>>,
-        deliver: bool,
-    ) -> Option<(u16, String)> {
+    /// the status of the Close received during this phase, if the handshake completed. Messages
+    /// that arrive before the peer's Close are still delivered, as ws still emits them; after it
+    /// tungstenite yields none.
+    async fn finish(&mut self, mut terminate: Pin<&mut Notified<'_>>) -> Option<(u16, String)> {
         let mut deadline = pin!(tokio::time::sleep(self.plane.close_timeout));
         let mut reply = None;
         loop {
@@ -377,23 +367,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             .await?;
             match read {
                 Some(Ok(Message::Close(frame))) => reply = Some(close_status(frame)),
-                Some(Ok(Message::Text(text))) if deliver => {
-                    self.deliver_while_closing(&text);
-                }
-                Some(Ok(Message::Binary(data))) if deliver => {
-                    self.deliver_while_closing(&String::from_utf8_lossy(&data));
-                }
-                Some(Ok(_)) => {}
+                Some(Ok(message)) => self.deliver(message),
                 Some(Err(_)) | None => return reply,
             }
-        }
-    }
-
-    /// ws still emits messages that arrive while its close handshake runs; an oversized one can
-    /// only be dropped, the connection is closing already.
-    fn deliver_while_closing(&self, text: &str) {
-        if text.len() <= MAX_PAYLOAD_BYTES {
-            self.inbound.message(self.conn, text);
         }
     }
 
@@ -401,13 +377,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// until it hangs up. Closing with unread data would reset the connection, and the peer
     /// could lose the Close along with it.
     async fn abandon(&mut self, code: u16, reason: &str, terminate: Pin<&mut Notified<'_>>) {
-        let close = Message::Close(Some(CloseFrame {
-            code: code.into(),
-            reason: Utf8Bytes::from(close_reason(reason)),
-        }));
         let ws = &mut self.ws;
         let drain = async move {
-            if ws.send(close).await.is_err() {
+            if ws.send(close_message(code, reason)).await.is_err() {
                 return;
             }
             let socket = ws.get_mut();
@@ -436,6 +408,15 @@ fn close_status(frame: Option<CloseFrame>) -> (u16, String) {
         Some(frame) => (frame.code.into(), frame.reason.as_str().to_owned()),
         None => (NO_STATUS, String::new()),
     }
+}
+
+/// A Close with `code` and `reason`; with [`NO_STATUS`] an empty one, as a status that only
+/// stands for its own absence must not be sent.
+fn close_message(code: u16, reason: &str) -> Message {
+    Message::Close((code != NO_STATUS).then(|| CloseFrame {
+        code: code.into(),
+        reason: Utf8Bytes::from(close_reason(reason)),
+    }))
 }
 
 /// The longest prefix of `reason` that fits a close frame, cut at a character boundary.

@@ -25,7 +25,7 @@ async fn two_hundred_takeovers_leave_the_descriptor_count_where_it_was() {
         // Every way a connection can end.
         match round % 4 {
             0 => client.close(None).await.unwrap(),
-            1 => conn.close(1000, "done"),
+            1 => conn.close(1000, "done").unwrap(),
             2 => conn.terminate(),
             _ => {}
         }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use common::{read_to_end, recorder, Event, Server, PATIENCE};
 use connection_plane::{
-    ConnId, Heartbeat, Inbound, Payload, Plane, Settings, OVERSIZED_CODE, OVERSIZED_REASON,
+    ConnId, Heartbeat, Inbound, InvalidCloseCode, Payload, Plane, Settings, NO_STATUS,
+    OVERSIZED_CODE, OVERSIZED_REASON,
 };
 use futures_util::{SinkExt, StreamExt};
 use sync_core::protocol::limits::MAX_PAYLOAD_BYTES;
@@ -126,7 +127,7 @@ async fn a_shared_payload_fans_out_to_every_connection_in_order() {
         }
     }
     for conn in &conns {
-        conn.close(1000, "done");
+        conn.close(1000, "done").unwrap();
     }
 
     for (id, client) in clients.iter_mut().enumerate() {
@@ -163,7 +164,7 @@ async fn our_close_goes_out_after_queued_frames_and_waits_for_the_reply() {
     let conn = upgraded.adopt(&plane, ConnId(3), inbound);
 
     conn.send(Payload::from("last words".to_owned())).unwrap();
-    conn.close(4000, "bye");
+    conn.close(4000, "bye").unwrap();
     conn.send(Payload::from("too late".to_owned())).unwrap();
 
     let received = read_to_end(&mut client).await;
@@ -186,12 +187,57 @@ async fn an_overlong_close_reason_is_cut_at_a_character_boundary() {
 
     // 61 two-byte characters and one more: 124 bytes, one over what a close frame holds.
     let reason = "é".repeat(62);
-    conn.close(4001, &reason);
+    conn.close(4001, &reason).unwrap();
 
     let received = read_to_end(&mut client).await;
     let cut = "é".repeat(61);
     assert_eq!(close_of(&received), Some((4001, cut.clone())));
     assert_eq!(events.next().await, Event::Closed(ConnId(4), 4001, cut));
+    plane.shutdown();
+}
+
+#[tokio::test]
+async fn a_close_without_a_status_sends_an_empty_close_frame() {
+    let plane = plane();
+    let server = Server::bind().await;
+    let (inbound, mut events) = recorder();
+    let (mut client, upgraded) = server.connect().await;
+    let conn = upgraded.adopt(&plane, ConnId(16), inbound);
+
+    // The reason goes with the status: ws's close() drops it too when given no code.
+    conn.close(NO_STATUS, "ignored").unwrap();
+
+    let received = read_to_end(&mut client).await;
+    assert_eq!(received, [Message::Close(None)]);
+    // The client's reply carries no status either.
+    assert_eq!(
+        events.next().await,
+        Event::Closed(ConnId(16), NO_STATUS, String::new())
+    );
+    plane.shutdown();
+}
+
+#[tokio::test]
+async fn a_close_code_that_may_not_be_sent_is_refused_and_the_connection_stays_open() {
+    let plane = plane();
+    let server = Server::bind().await;
+    let (inbound, mut events) = recorder();
+    let (mut client, upgraded) = server.connect().await;
+    let conn = upgraded.adopt(&plane, ConnId(17), inbound);
+
+    for code in [1004, 1006, 1015, 2000, 5000] {
+        assert_eq!(conn.close(code, "no"), Err(InvalidCloseCode(code)));
+    }
+    conn.send(Payload::from("still open".to_owned())).unwrap();
+    conn.close(1000, "now").unwrap();
+
+    let received = read_to_end(&mut client).await;
+    assert_eq!(texts(&received), ["still open"]);
+    assert_eq!(close_of(&received), Some((1000, "now".to_owned())));
+    assert_eq!(
+        events.next().await,
+        Event::Closed(ConnId(17), 1000, "now".to_owned())
+    );
     plane.shutdown();
 }
 
@@ -240,13 +286,13 @@ async fn terminate_drops_the_socket_without_a_close_frame() {
     );
     let received = read_to_end(&mut client).await;
     assert_eq!(close_of(&received), None);
-    conn.close(1000, "");
+    conn.close(1000, "").unwrap();
     assert!(conn.send(Payload::from("ignored".to_owned())).is_ok());
     plane.shutdown();
 }
 
 #[tokio::test]
-async fn a_message_over_the_limit_is_reported_and_closed_with_1013() {
+async fn a_message_over_16_mib_is_still_delivered_for_the_router_to_judge() {
     let plane = plane();
     let server = Server::bind().await;
     let (inbound, mut events) = recorder();
@@ -258,21 +304,65 @@ async fn a_message_over_the_limit_is_reported_and_closed_with_1013() {
         .send(Message::text("x".repeat(MAX_PAYLOAD_BYTES + 1)))
         .await
         .unwrap();
-    client.send(text("ignored")).await.unwrap();
+    client.send(text("after")).await.unwrap();
 
-    let received = read_to_end(&mut client).await;
-    assert_eq!(
-        close_of(&received),
-        Some((OVERSIZED_CODE, OVERSIZED_REASON.to_owned()))
-    );
     assert_eq!(
         events.next().await,
         Event::Message(ConnId(7), "fine".to_owned())
     );
-    assert_eq!(events.next().await, Event::Oversized(ConnId(7)));
+    // Compared by size: a failing comparison would print all 16 MiB.
+    match events.next().await {
+        Event::Message(ConnId(7), big) => assert_eq!(big.len(), MAX_PAYLOAD_BYTES + 1),
+        other => panic!("expected the big message, got {other:?}"),
+    }
     assert_eq!(
         events.next().await,
-        Event::Closed(ConnId(7), OVERSIZED_CODE, OVERSIZED_REASON.to_owned())
+        Event::Message(ConnId(7), "after".to_owned())
+    );
+    // The plane itself neither closed nor reported anything.
+    drop(client);
+    assert_eq!(
+        events.next().await,
+        Event::Closed(ConnId(7), 1006, String::new())
+    );
+    plane.shutdown();
+}
+
+#[tokio::test]
+async fn messages_arriving_while_our_close_is_under_way_are_delivered_whatever_their_size() {
+    let plane = plane();
+    let server = Server::bind().await;
+    let (inbound, mut events) = recorder();
+    let (mut client, upgraded) = server.connect().await;
+    let conn = upgraded.adopt(&plane, ConnId(18), inbound);
+
+    conn.close(4003, "closing").unwrap();
+    // Once our Close has reached the client the plane is waiting for the reply, and the client,
+    // not having read it yet, may still send.
+    let mut byte = [0];
+    tokio::time::timeout(PATIENCE, client.get_ref().peek(&mut byte))
+        .await
+        .expect("our Close never came")
+        .unwrap();
+    client.send(text("late")).await.unwrap();
+    client
+        .send(Message::text("y".repeat(MAX_PAYLOAD_BYTES + 1)))
+        .await
+        .unwrap();
+
+    let received = read_to_end(&mut client).await;
+    assert_eq!(close_of(&received), Some((4003, "closing".to_owned())));
+    assert_eq!(
+        events.next().await,
+        Event::Message(ConnId(18), "late".to_owned())
+    );
+    match events.next().await {
+        Event::Message(ConnId(18), big) => assert_eq!(big.len(), MAX_PAYLOAD_BYTES + 1),
+        other => panic!("expected the big message, got {other:?}"),
+    }
+    assert_eq!(
+        events.next().await,
+        Event::Closed(ConnId(18), 4003, "closing".to_owned())
     );
     plane.shutdown();
 }
@@ -382,7 +472,7 @@ async fn sends_to_a_peer_that_stops_reading_are_refused_once_the_backlog_is_full
     assert!(conn.buffered_amount() + chunk.len() > MAX_PAYLOAD_BYTES);
 
     // Once the peer reads again, everything accepted arrives and the backlog drains.
-    conn.close(1000, "");
+    conn.close(1000, "").unwrap();
     let received = read_to_end(&mut client).await;
     let delivered: usize = texts(&received).iter().map(String::len).sum();
     assert_eq!(delivered, accepted);
@@ -450,7 +540,7 @@ async fn the_heartbeat_keeps_a_peer_that_answers() {
         Event::Message(ConnId(13), "still here".to_owned())
     );
 
-    conn.close(1000, "");
+    conn.close(1000, "").unwrap();
     let pings = tokio::time::timeout(PATIENCE, reader)
         .await
         .unwrap()
