@@ -57,6 +57,29 @@ const readPersisted = (file) => {
   }
 };
 
+// A server whose persisted paths cannot finish starting until `loading` is
+// opened (at the latest when the test ends), so that clients' traffic is held.
+const startSlowServer = async (
+  t,
+  {persisted = () => true, storage, log, requestTimeoutSeconds} = {},
+) => {
+  const loading = gate();
+  const server = await startServer(t, {
+    requestTimeoutSeconds,
+    createPersisterForPath: (pathId) =>
+      persisted(pathId)
+        ? createMemoryPersister({
+            pathId,
+            storage,
+            log,
+            hooks: {startAutoLoad: () => loading.promise},
+          })
+        : undefined,
+  });
+  defer(t, () => loading.open());
+  return {server, loading};
+};
+
 test('a file-persisted path serves a late client and survives a server restart', options, async (t) => {
   const dir = tempDir(t);
   const first = await startServer(t, {createPersisterForPath: filePersisterFactory(dir)});
@@ -267,13 +290,8 @@ test('a persister whose start fails is reported, destroyed, and its clients drop
 });
 
 test('clients writing during a slow persister start lose nothing', options, async (t) => {
-  const loading = gate();
   const storage = new Map();
-  const server = await startServer(t, {
-    createPersisterForPath: (pathId) =>
-      createMemoryPersister({pathId, storage, hooks: {startAutoLoad: () => loading.promise}}),
-  });
-  defer(t, () => loading.open());
+  const {server, loading} = await startSlowServer(t, {storage});
   const clients = await Promise.all([
     openClient(t, server.url('slow'), {start: false}),
     openClient(t, server.url('slow'), {start: false}),
@@ -301,14 +319,7 @@ test('clients writing during a slow persister start lose nothing', options, asyn
 });
 
 test('held content hashes are coalesced per sender and target, in place', options, async (t) => {
-  const loading = gate();
-  const server = await startServer(t, {
-    createPersisterForPath: (pathId) =>
-      pathId === 'slow'
-        ? createMemoryPersister({pathId, hooks: {startAutoLoad: () => loading.promise}})
-        : undefined,
-  });
-  defer(t, () => loading.open());
+  const {server, loading} = await startSlowServer(t, {persisted: (pathId) => pathId === 'slow'});
   const receiver = await openRaw(t, server, 'slow');
   const sender = await openRawMultiplex(t, server);
   await sender.hello();
@@ -340,12 +351,7 @@ test('held content hashes are coalesced per sender and target, in place', option
 });
 
 test('more than 1000 held messages close the sender with 1013 tinybase:15:server', options, async (t) => {
-  const loading = gate();
-  const server = await startServer(t, {
-    createPersisterForPath: (pathId) =>
-      createMemoryPersister({pathId, hooks: {startAutoLoad: () => loading.promise}}),
-  });
-  defer(t, () => loading.open());
+  const {server, loading} = await startSlowServer(t);
   const receiver = await openRaw(t, server, 'held');
   const keeper = await openRaw(t, server, 'held');
   const flooder = await openRaw(t, server, 'held');
@@ -366,12 +372,7 @@ test('more than 1000 held messages close the sender with 1013 tinybase:15:server
 });
 
 test('more than 16 MiB of held messages close the sender with 1013 tinybase:15:server', options, async (t) => {
-  const loading = gate();
-  const server = await startServer(t, {
-    createPersisterForPath: (pathId) =>
-      createMemoryPersister({pathId, hooks: {startAutoLoad: () => loading.promise}}),
-  });
-  defer(t, () => loading.open());
+  const {server} = await startSlowServer(t);
   const flooder = await openRaw(t, server, 'heavy');
   const big = `\n["big",1,""]${' '.repeat(9 * 1024 * 1024)}`;
   flooder.send(big);
@@ -383,13 +384,7 @@ test('more than 16 MiB of held messages close the sender with 1013 tinybase:15:s
 });
 
 test('held messages expire after ten request timeouts, closing their senders only', options, async (t) => {
-  const loading = gate();
-  const server = await startServer(t, {
-    requestTimeoutSeconds: 0.2,
-    createPersisterForPath: (pathId) =>
-      createMemoryPersister({pathId, hooks: {startAutoLoad: () => loading.promise}}),
-  });
-  defer(t, () => loading.open());
+  const {server} = await startSlowServer(t, {requestTimeoutSeconds: 0.2});
   const quiet = await openRaw(t, server, 'expiring');
   const sender = await openRaw(t, server, 'expiring');
   sender.send(payload('', 'held', 1, ''));
@@ -468,13 +463,8 @@ test('fifty file-persisted paths start and save at once', options, async (t) => 
 });
 
 test('destroy during a persister start waits for the start, then tears the path down', options, async (t) => {
-  const loading = gate();
   const log = [];
-  const server = await startServer(t, {
-    createPersisterForPath: (pathId) =>
-      createMemoryPersister({pathId, log, hooks: {startAutoLoad: () => loading.promise}}),
-  });
-  defer(t, () => loading.open());
+  const {server, loading} = await startSlowServer(t, {log});
   const raw = await openRaw(t, server, 'starting');
   await waitFor(() => log.includes('starting: startAutoLoad'), 'the start to begin');
   const destroyed = server.wsServer.destroy().then(() => log.push('destroyed'));
