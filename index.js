@@ -135,6 +135,8 @@ export const createWsServer = (
       facade?.closed(code, text);
     },
     message: ({conn, text}) => conns.get(conn)?.facade?.message(text),
+    socketError: ({conn, text, errorCode, rangeError}) =>
+      conns.get(conn)?.facade?.error(text, errorCode, rangeError),
   };
   const handleEvent = (event) => handlers[event.kind](event);
 

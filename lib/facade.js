@@ -6,7 +6,8 @@ const CLOSED = 3;
 
 /**
  * Turns `webSocket` into a facade of native connection `conn`. Returns what the server calls as
- * the native side reports: `closed(code, reason)` and `message(data)`.
+ * the native side reports: `closed(code, reason)`, `message(data)` and
+ * `error(message, code, rangeError)`.
  */
 export const becomeFacade = (webSocket, conn, native) => {
   Object.defineProperty(webSocket, 'bufferedAmount', {
@@ -76,5 +77,15 @@ export const becomeFacade = (webSocket, conn, native) => {
       webSocket.emit('close', code, Buffer.from(reason));
     },
     message: (data) => webSocket.emit('message', Buffer.from(data), false),
+    // A frame ws would reject: as after ws's receiver error, the socket is closing (the plane
+    // sent the status) and the error is emitted on the WebSocket, reaching its 'error' listeners.
+    error: (message, code, rangeError) => {
+      const error = new (rangeError ? RangeError : Error)(message);
+      error.code = code;
+      if (webSocket.readyState < CLOSING) {
+        webSocket._readyState = CLOSING;
+      }
+      webSocket.emit('error', error);
+    },
   };
 };

@@ -42,6 +42,10 @@ pub struct HubEvent {
     pub code: Option<u32>,
     /// The payload, reason, error message or message data.
     pub text: Option<String>,
+    /// A socket error's ws code, e.g. `WS_ERR_INVALID_UTF8`.
+    pub error_code: Option<String>,
+    /// Whether ws raises that socket error as a `RangeError` (else as an `Error`).
+    pub range_error: Option<bool>,
 }
 
 /// A connection `ws` accepted: the path it asked for and its client id (`sec-websocket-key`).
@@ -363,6 +367,8 @@ impl HubEvent {
             change: None,
             code: None,
             text: None,
+            error_code: None,
+            range_error: None,
         }
     }
 }
@@ -424,6 +430,13 @@ impl From<Event> for HubEvent {
                 conn: Some(conn.0 as i64),
                 text: Some(data),
                 ..HubEvent::new("message")
+            },
+            Event::SocketError { conn, error } => HubEvent {
+                conn: Some(conn.0 as i64),
+                text: Some(error.message),
+                error_code: Some(error.code.to_owned()),
+                range_error: Some(error.range_error),
+                ..HubEvent::new("socketError")
             },
         }
     }

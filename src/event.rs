@@ -1,6 +1,7 @@
 //! What the hub tells the JS side: everything that needs a JS callback, a JS-plane socket or the
 //! user's listeners, in the order it happened.
 
+use connection_plane::FrameError;
 use sync_core::router::{ConnId, PathKey, Payload};
 
 pub enum Event {
@@ -36,4 +37,6 @@ pub enum Event {
     },
     /// A message arrived on a native socket whose facade has `'message'` listeners.
     Message { conn: ConnId, data: String },
+    /// A native socket's peer sent a frame ws would reject: its facade emits ws's `'error'`.
+    SocketError { conn: ConnId, error: FrameError },
 }

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
-use connection_plane::{Connection, Inbound, Plane};
+use connection_plane::{Connection, FrameError, Inbound, Plane};
 use sync_core::protocol::error::{Overflow, SyncError};
 use sync_core::router::{Backpressure, ConnId, Outbox, PathKey, Payload, Router, Stats};
 use tokio::sync::Notify;
@@ -48,6 +48,11 @@ enum PlaneInput<'a> {
         code: u16,
         reason: Cow<'a, str>,
     },
+    /// Reported in order with the socket's messages, as ws emits its `'error'` after them.
+    SocketError {
+        conn: ConnId,
+        error: FrameError,
+    },
 }
 
 impl PlaneInput<'_> {
@@ -62,6 +67,7 @@ impl PlaneInput<'_> {
                 code,
                 reason: Cow::Owned(reason.into_owned()),
             },
+            PlaneInput::SocketError { conn, error } => PlaneInput::SocketError { conn, error },
         }
     }
 
@@ -85,6 +91,9 @@ impl PlaneInput<'_> {
                     code,
                     reason: reason.into_owned(),
                 });
+            }
+            PlaneInput::SocketError { conn, error } => {
+                effects.events.push(Event::SocketError { conn, error });
             }
         }
     }
@@ -404,6 +413,10 @@ impl Inbound for Hub {
 
     fn oversized(&self, _conn: ConnId) {
         self.off_js_thread(|_, effects| effects.report(SyncError::Overflow(Overflow::Socket)));
+    }
+
+    fn frame_error(&self, conn: ConnId, error: FrameError) {
+        self.plane_input(PlaneInput::SocketError { conn, error });
     }
 
     fn closed(&self, conn: ConnId, code: u16, reason: &str) {

@@ -7,12 +7,14 @@
 
 mod connection;
 mod counted;
+mod frame_error;
 mod plane;
 mod session;
 
 use std::time::Duration;
 
 pub use connection::{Connection, InvalidCloseCode};
+pub use frame_error::FrameError;
 pub use plane::Plane;
 pub use sync_core::router::{Backpressure, ConnId, Payload};
 
@@ -39,6 +41,11 @@ pub trait Inbound: Send + Sync + 'static {
     /// closes the socket with 1013 and reason "tinybase:15:socket" itself, the hub only reports
     /// the error. Nothing more is read from the connection.
     fn oversized(&self, conn: ConnId);
+    /// The peer sent a frame ws would reject (invalid UTF-8, a protocol violation); the plane
+    /// closes the socket with the error's status itself, as ws does, the hub only reports the
+    /// error as ws's WebSocket emits it. Nothing more is delivered from the connection, and it
+    /// ends as `closed` 1006, as ws never reads the peer's Close after such an error.
+    fn frame_error(&self, conn: ConnId, error: FrameError);
     /// The connection ended (either side, or heartbeat loss). code 1005 when the close frame had
     /// none, 1006 when the socket ended without a close frame. Called exactly once per connection.
     fn closed(&self, conn: ConnId, code: u16, reason: &str);

@@ -20,7 +20,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::futures::Notified;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
-use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Frame};
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -29,13 +28,12 @@ use tokio_tungstenite::WebSocketStream;
 
 use crate::connection::{Command, Shared};
 use crate::counted::Counted;
+use crate::frame_error::FrameError;
 use crate::plane::{Lifeline, PlaneState};
 use crate::{
     Heartbeat, Inbound, ABNORMAL_CLOSURE, GOING_AWAY, NO_STATUS, OVERSIZED_CODE, OVERSIZED_REASON,
 };
 
-const PROTOCOL_ERROR: u16 = 1002;
-const INVALID_PAYLOAD: u16 = 1007;
 /// A close frame's payload is at most 125 bytes, two of them the code.
 const MAX_CLOSE_REASON: usize = 123;
 
@@ -91,36 +89,20 @@ enum Exit {
     Close(u16, String),
     /// The peer sent Close with this status.
     PeerClosed(u16, String),
-    /// tungstenite can read no further (a protocol error, or a message too large to read): the
-    /// peer is told why, and whatever it still sends is discarded.
-    Broken {
-        code: u16,
-        reason: &'static str,
-        oversized: bool,
-    },
+    /// A message too large to read at all. Like a rejected frame, it leaves tungstenite unable
+    /// to read on: the peer is told why, and whatever it still sends is discarded.
+    TooLarge,
+    /// A frame ws would have rejected too.
+    Rejected(FrameError),
 }
 
 impl Exit {
     fn from_read_error(error: WsError) -> Exit {
-        match error {
-            WsError::Capacity(_) => Exit::Broken {
-                code: OVERSIZED_CODE,
-                reason: OVERSIZED_REASON,
-                oversized: true,
-            },
-            WsError::Utf8(_) => Exit::Broken {
-                code: INVALID_PAYLOAD,
-                reason: "",
-                oversized: false,
-            },
-            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Exit::Lost,
-            WsError::Protocol(_) => Exit::Broken {
-                code: PROTOCOL_ERROR,
-                reason: "",
-                oversized: false,
-            },
-            _ => Exit::Lost,
+        if let WsError::Capacity(_) = error {
+            return Exit::TooLarge;
         }
+        // Anything else (I/O errors, a reset) leaves no one to tell.
+        FrameError::from_read(&error).map_or(Exit::Lost, Exit::Rejected)
     }
 }
 
@@ -167,16 +149,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 self.finish(terminate).await;
                 (code, reason)
             }
-            Exit::Broken {
-                code,
-                reason,
-                oversized,
-            } => {
+            Exit::TooLarge => {
                 self.stop_queue();
-                if oversized {
-                    self.inbound.oversized(self.conn);
-                }
-                self.abandon(code, reason, terminate).await;
+                self.inbound.oversized(self.conn);
+                self.abandon(OVERSIZED_CODE, OVERSIZED_REASON, terminate)
+                    .await;
+                lost
+            }
+            Exit::Rejected(error) => {
+                self.stop_queue();
+                let status = error.status;
+                self.inbound.frame_error(self.conn, error);
+                // ws closes with the bare status, and reports 1006 as the peer's Close is never
+                // read.
+                self.abandon(status, "", terminate).await;
                 lost
             }
         }
@@ -349,8 +335,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Drives a close handshake to its end: our Close or our reply goes out after everything fed
     /// before it, and the peer's reply (if we closed) is awaited, up to the close timeout. Returns
     /// the status of the Close received during this phase, if the handshake completed. Messages
-    /// that arrive before the peer's Close are still delivered, as ws still emits them; after it
-    /// tungstenite yields none.
+    /// that arrive before the peer's Close are still delivered and a frame ws would reject is
+    /// still reported, as ws still emits both; after it tungstenite reads nothing more.
     async fn finish(&mut self, mut terminate: Pin<&mut Notified<'_>>) -> Option<(u16, String)> {
         let mut deadline = pin!(tokio::time::sleep(self.plane.close_timeout));
         let mut reply = None;
@@ -368,7 +354,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             match read {
                 Some(Ok(Message::Close(frame))) => reply = Some(close_status(frame)),
                 Some(Ok(message)) => self.deliver(message),
-                Some(Err(_)) | None => return reply,
+                Some(Err(error)) => {
+                    if let Some(error) = FrameError::from_read(&error) {
+                        // Our Close is out already: ws has nothing more to send either.
+                        self.inbound.frame_error(self.conn, error);
+                    }
+                    return reply;
+                }
+                None => return reply,
             }
         }
     }
@@ -567,6 +560,8 @@ mod tests {
         fn message(&self, _: ConnId, _: &str) {}
 
         fn oversized(&self, _: ConnId) {}
+
+        fn frame_error(&self, _: ConnId, _: FrameError) {}
 
         fn closed(&self, _: ConnId, code: u16, _: &str) {
             let _ = self.0.send(code);

@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use common::{read_to_end, recorder, Event, Server, PATIENCE};
 use connection_plane::{
-    ConnId, Heartbeat, Inbound, InvalidCloseCode, Payload, Plane, Settings, NO_STATUS,
+    ConnId, FrameError, Heartbeat, Inbound, InvalidCloseCode, Payload, Plane, Settings, NO_STATUS,
     OVERSIZED_CODE, OVERSIZED_REASON,
 };
 use futures_util::{SinkExt, StreamExt};
 use sync_core::protocol::limits::MAX_PAYLOAD_BYTES;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
@@ -399,27 +398,126 @@ async fn a_message_past_the_read_limit_is_cut_off_and_still_closed_with_1013() {
     plane.shutdown();
 }
 
-#[tokio::test]
-async fn invalid_utf8_text_is_closed_with_1007() {
+/// Sends a frame exactly as given, past the client's own framing (which would mask it).
+async fn send_raw(client: &mut common::Client, frame: &[u8]) {
+    use tokio::io::AsyncWriteExt;
+    client.get_mut().write_all(frame).await.unwrap();
+}
+
+/// A masked client frame of a few bytes, with a zero mask so the payload reads as it is.
+fn masked(first: u8, payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let mut frame = vec![first, 0x80 | payload.len() as u8, 0, 0, 0, 0];
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// The frame is reported as ws reports it, the client gets ws's bare status, nothing after the
+/// frame is delivered, and the connection ends 1006 as ws never reads the client's Close.
+async fn expect_rejected(frame: &[u8], conn: ConnId, code: &str, message: &str, status: u16) {
     let plane = plane();
     let server = Server::bind().await;
     let (inbound, mut events) = recorder();
     let (mut client, upgraded) = server.connect().await;
-    let _conn = upgraded.adopt(&plane, ConnId(9), inbound);
+    let _conn = upgraded.adopt(&plane, conn, inbound);
 
-    let invalid = Frame::message(
-        Bytes::from_static(b"\xff\xfe"),
-        OpCode::Data(Data::Text),
-        true,
-    );
-    client.send(Message::Frame(invalid)).await.unwrap();
+    client.send(text("before")).await.unwrap();
+    send_raw(&mut client, frame).await;
+    client.send(text("after")).await.unwrap();
 
     let received = read_to_end(&mut client).await;
-    assert_eq!(close_of(&received).map(|(code, _)| code), Some(1007));
+    assert_eq!(close_of(&received), Some((status, String::new())));
+    assert_eq!(
+        events.next().await,
+        Event::Message(conn, "before".to_owned())
+    );
+    match events.next().await {
+        Event::FrameError(id, error) => {
+            assert_eq!(id, conn);
+            assert_eq!(
+                (error.code, error.message.as_str(), error.status),
+                (code, message, status)
+            );
+            assert_eq!(error.range_error, status != 1007);
+        }
+        other => panic!("expected a frame error, got {other:?}"),
+    }
     drop(client);
     assert_eq!(
         events.next().await,
-        Event::Closed(ConnId(9), 1006, String::new())
+        Event::Closed(conn, 1006, String::new())
+    );
+    plane.shutdown();
+}
+
+#[tokio::test]
+async fn invalid_utf8_text_is_reported_and_closed_with_1007() {
+    expect_rejected(
+        &masked(0x81, b"\xff\xfe"),
+        ConnId(9),
+        "WS_ERR_INVALID_UTF8",
+        "Invalid WebSocket frame: invalid UTF-8 sequence",
+        1007,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_unmasked_frame_is_reported_and_closed_with_1002() {
+    expect_rejected(
+        &[0x81, 0x02, b'h', b'i'],
+        ConnId(19),
+        "WS_ERR_EXPECTED_MASK",
+        "Invalid WebSocket frame: MASK must be set",
+        1002,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_reserved_opcode_is_reported_and_closed_with_1002() {
+    expect_rejected(
+        &masked(0x83, b"hi"),
+        ConnId(20),
+        "WS_ERR_INVALID_OPCODE",
+        "Invalid WebSocket frame: invalid opcode 3",
+        1002,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_frame_error_while_our_close_is_under_way_is_still_reported() {
+    let plane = plane();
+    let server = Server::bind().await;
+    let (inbound, mut events) = recorder();
+    let (mut client, upgraded) = server.connect().await;
+    let conn = upgraded.adopt(&plane, ConnId(21), inbound);
+
+    conn.close(4004, "going").unwrap();
+    let mut byte = [0];
+    tokio::time::timeout(PATIENCE, client.get_ref().peek(&mut byte))
+        .await
+        .expect("our Close never came")
+        .unwrap();
+    send_raw(&mut client, &masked(0x81, b"\xc0")).await;
+
+    match events.next().await {
+        Event::FrameError(ConnId(21), error) => assert_eq!(error.code, "WS_ERR_INVALID_UTF8"),
+        other => panic!("expected a frame error, got {other:?}"),
+    }
+    // No second Close: ours was sent already, and the client's reply is never read.
+    let received = read_to_end(&mut client).await;
+    assert_eq!(
+        received,
+        [Message::Close(Some(CloseFrame {
+            code: CloseCode::from(4004),
+            reason: "going".into(),
+        }))]
+    );
+    assert_eq!(
+        events.next().await,
+        Event::Closed(ConnId(21), 1006, String::new())
     );
     plane.shutdown();
 }
@@ -563,6 +661,10 @@ impl Inbound for Panicking {
 
     fn oversized(&self, conn: ConnId) {
         self.0.oversized(conn);
+    }
+
+    fn frame_error(&self, conn: ConnId, error: FrameError) {
+        self.0.frame_error(conn, error);
     }
 
     fn closed(&self, conn: ConnId, code: u16, reason: &str) {

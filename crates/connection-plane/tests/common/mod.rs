@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use connection_plane::{ConnId, Connection, Inbound, Plane};
+use connection_plane::{ConnId, Connection, FrameError, Inbound, Plane};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
@@ -24,6 +24,7 @@ pub type Client = WebSocketStream<TcpStream>;
 pub enum Event {
     Message(ConnId, String),
     Oversized(ConnId),
+    FrameError(ConnId, FrameError),
     Closed(ConnId, u16, String),
 }
 
@@ -36,6 +37,10 @@ impl Inbound for Recorder {
 
     fn oversized(&self, conn: ConnId) {
         let _ = self.0.send(Event::Oversized(conn));
+    }
+
+    fn frame_error(&self, conn: ConnId, error: FrameError) {
+        let _ = self.0.send(Event::FrameError(conn, error));
     }
 
     fn closed(&self, conn: ConnId, code: u16, reason: &str) {
