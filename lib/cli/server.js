@@ -66,11 +66,17 @@ export const startSyncServer = async ({
           );
         };
 
-  const wsServer = createWsServer(
-    webSocketServer,
-    createPersisterForPath,
-    (error) => log.verbose(`ignored error: ${error?.message ?? error}`),
-  );
+  let wsServer;
+  try {
+    wsServer = createWsServer(
+      webSocketServer,
+      createPersisterForPath,
+      (error) => log.verbose(`ignored error: ${error?.message ?? error}`),
+    );
+  } catch (error) {
+    webSocketServer.close();
+    throw error;
+  }
 
   // Path ids are whatever clients put in their URLs: JSON quoting keeps
   // control characters out of the log.
@@ -85,22 +91,19 @@ export const startSyncServer = async ({
     ),
   );
 
-  let stopping;
-  const stop = () =>
-    (stopping ??= (async () => {
-      // Stops accepting first, so no client can slip in while the others are
-      // being told to go away.
-      webSocketServer.close();
-      for (const client of webSocketServer.clients) {
-        client.close(GOING_AWAY, 'server shutting down');
-      }
-      await wsServer.destroy();
-    })());
+  const stop = async () => {
+    // Stops accepting first, so no client can slip in while the others are
+    // being told to go away.
+    webSocketServer.close();
+    for (const client of webSocketServer.clients) {
+      client.close(GOING_AWAY, 'server shutting down');
+    }
+    await wsServer.destroy();
+  };
 
   return {
     url: urlOf(webSocketServer.address()),
     dataDir: absoluteDataDir,
-    wsServer,
     stop,
   };
 };
