@@ -568,6 +568,13 @@ impl Router {
         }
     }
 
+    /// The server is being destroyed: every path stops now, as TinyBase's `destroy` stops them,
+    /// rather than as its clients leave.
+    pub fn stop_all(&mut self, out: &mut impl Outbox) {
+        self.paths
+            .stop_all(&mut self.sockets, &mut self.timers, out);
+    }
+
     /// The host finished tearing `path` down.
     pub fn path_stopped(&mut self, path: PathKey, out: &mut impl Outbox) {
         for waiter in self.paths.stopped(path, out) {

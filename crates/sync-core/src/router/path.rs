@@ -191,6 +191,13 @@ impl Paths {
         if !path.clients.contains_key(client_id) {
             return Leave::NotMember;
         }
+        if path.stopping {
+            // Only `stop_all` stops a path that still has clients: TinyBase's destroy drops them
+            // with the path, without client events.
+            path.clients.shift_remove(client_id);
+            self.clients -= 1;
+            return Leave::NotMember;
+        }
         path.hold.drop_client(client_id, sockets, timers);
         path.clients.shift_remove(client_id);
         self.clients -= 1;
@@ -209,6 +216,33 @@ impl Paths {
         }
     }
 
+    /// Stops every current generation at once, as TinyBase's `destroy` does: held messages are
+    /// dropped, clients stay counted until the generation is gone, and no client events fire.
+    pub(super) fn stop_all(
+        &mut self,
+        sockets: &mut SocketHolds,
+        timers: &mut Timers,
+        out: &mut impl Outbox,
+    ) {
+        let keys: Vec<PathKey> = self.by_id.values().copied().collect();
+        for key in keys {
+            let path = self
+                .generations
+                .get_mut(&key)
+                .expect("current generation exists");
+            if path.stopping {
+                continue;
+            }
+            path.hold.take(sockets, timers);
+            path.stopping = true;
+            if self.has_factory {
+                out.stop_path(key);
+            } else {
+                self.remove(key, out);
+            }
+        }
+    }
+
     /// The host finished tearing a stopping generation down: forgets it and returns the
     /// channels that waited for it.
     pub(super) fn stopped(&mut self, key: PathKey, out: &mut impl Outbox) -> Vec<Waiter> {
@@ -224,6 +258,7 @@ impl Paths {
             .generations
             .remove(&key)
             .expect("removed generation exists");
+        self.clients -= path.clients.len();
         if self.by_id.get(&path.id) == Some(&key) {
             self.by_id.shift_remove(&path.id);
             out.path_ids(&path.id, -1);

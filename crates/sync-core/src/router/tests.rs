@@ -970,3 +970,53 @@ fn a_hold_too_long_for_the_clock_never_expires() {
     f.receive(1, &format!("\n{GET}"));
     assert_eq!(f.router.next_deadline(), None);
 }
+
+#[test]
+fn stopping_every_path_drops_clients_without_client_events() {
+    let mut f = Fixture::new(true);
+    f.open(1, "a", "k1");
+    f.open(2, "a", "k2");
+    f.open(3, "b", "k3");
+    f.ready(0, true);
+    f.ready(1, true);
+    f.events();
+    f.router.stop_all(&mut f.out);
+    assert_eq!(f.events(), vec![Stop(0), Stop(1)]);
+    // Still counted while the host tears them down, as in TinyBase.
+    assert_eq!(
+        f.router.stats(),
+        Stats {
+            paths: 2,
+            clients: 3
+        }
+    );
+    f.receive(1, &format!("\n{}", hashes(1)));
+    f.close(1);
+    f.close(3);
+    assert_eq!(f.events(), vec![]);
+    f.router.path_stopped(PathKey(0), &mut f.out);
+    f.router.path_stopped(PathKey(1), &mut f.out);
+    assert_eq!(
+        f.events(),
+        vec![PathIds("a".into(), -1), PathIds("b".into(), -1)]
+    );
+    assert_eq!(f.router.stats(), Stats::default());
+    f.close(2);
+    assert_eq!(f.events(), vec![]);
+}
+
+#[test]
+fn stopping_every_path_without_a_factory_removes_them_at_once() {
+    let mut f = Fixture::new(false);
+    f.open(1, "a", "k1");
+    f.open(2, "b", "k2");
+    f.events();
+    f.router.stop_all(&mut f.out);
+    assert_eq!(
+        f.events(),
+        vec![PathIds("a".into(), -1), PathIds("b".into(), -1)]
+    );
+    assert_eq!(f.router.stats(), Stats::default());
+    f.close(1);
+    assert_eq!(f.events(), vec![]);
+}
