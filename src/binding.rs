@@ -114,8 +114,9 @@ impl NativeServer {
                 }
             }),
         );
-        // A worker thread or process that ends without destroy() must still stop the plane.
-        let cleanup = env.add_env_cleanup_hook(hub.clone(), |hub| hub.shutdown())?;
+        // A worker thread or process that ends without destroy() must still stop the plane, and
+        // at once: the JS thread is exiting and its sockets are going anyway.
+        let cleanup = env.add_env_cleanup_hook(hub.clone(), |hub| hub.shutdown_now())?;
         Ok(NativeServer {
             hub,
             wake,

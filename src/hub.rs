@@ -401,6 +401,15 @@ impl Hub {
             plane.shutdown();
         }
     }
+
+    /// As [`Hub::shutdown`], but without closing sockets or waiting for more than a few
+    /// milliseconds: for a process or worker that is exiting.
+    pub fn shutdown_now(&self) {
+        let plane = lock(&self.plane).take();
+        if let Some(plane) = plane {
+            plane.shutdown_now();
+        }
+    }
 }
 
 impl Inbound for Hub {

@@ -15,6 +15,10 @@ use crate::connection::{Connection, Shared};
 use crate::session::{self, Link};
 use crate::{Heartbeat, Inbound, Settings, ABNORMAL_CLOSURE};
 
+/// How long [`Plane::shutdown_now`] waits for the runtime's threads: time enough to drop every
+/// connection in the usual case, short enough not to hold up a process or worker that is exiting.
+const ABORT_WAIT: Duration = Duration::from_millis(5);
+
 /// What every connection's task needs to know of its plane.
 pub(crate) struct PlaneState {
     pub(crate) config: WebSocketConfig,
@@ -146,7 +150,7 @@ impl Drop for Live {
 
 /// Runs adopted connections on a multi-thread tokio runtime it owns.
 pub struct Plane {
-    /// Taken when the plane stops, by [`Plane::shutdown`] or on drop.
+    /// Taken when the plane stops, by [`Plane::shutdown`], [`Plane::shutdown_now`] or on drop.
     runtime: Option<Runtime>,
     state: Arc<PlaneState>,
     grace: Duration,
@@ -233,19 +237,32 @@ impl Plane {
     /// (an `Inbound` callback): that thread's connection could not finish, so the grace would
     /// run out twice.
     pub fn shutdown(mut self) {
-        self.stop();
+        self.stop(true);
     }
 
-    fn stop(&mut self) {
+    /// Stops at once, for a process or worker that is exiting: nothing more is sent, no close
+    /// handshake is awaited, every connection's socket is dropped (reported `closed` 1006) and
+    /// the runtime's threads are waited for a few milliseconds at most. Threads still busy by
+    /// then finish on their own, detached.
+    pub fn shutdown_now(mut self) {
+        self.stop(false);
+    }
+
+    fn stop(&mut self, graceful: bool) {
         let Some(runtime) = self.runtime.take() else {
             return;
         };
         let state = &self.state;
         let grace = self.grace;
         let stop = move || {
-            state.begin_shutdown();
-            state.wait_idle(Instant::now() + grace);
-            runtime.shutdown_timeout(grace);
+            if graceful {
+                state.begin_shutdown();
+                state.wait_idle(Instant::now() + grace);
+                runtime.shutdown_timeout(grace);
+            } else {
+                // Stopping the runtime drops every connection's task, and with it its socket.
+                runtime.shutdown_timeout(ABORT_WAIT);
+            }
         };
         // tokio refuses to drop a runtime on a thread that is inside another runtime.
         if tokio::runtime::Handle::try_current().is_ok() {
@@ -260,6 +277,6 @@ impl Plane {
 
 impl Drop for Plane {
     fn drop(&mut self) {
-        self.stop();
+        self.stop(true);
     }
 }
