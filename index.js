@@ -39,6 +39,9 @@ export const createWsServer = (
   } = {},
 ) => {
   let destroying;
+  // Set once destroy() stops every path: their failures then reject destroy() instead.
+  let stoppingAll = false;
+  const pathStops = [];
   let nextConn = 1;
   // conn -> {webSocket, facade} for taken-over sockets, {webSocket} for JS-plane ones
   const conns = new Map();
@@ -119,7 +122,14 @@ export const createWsServer = (
     pathIds: ({pathId, change}) =>
       listeners.callPathIdsListeners(pathId, change),
     startPath: ({path, pathId}) => serverClients.start(path, pathId),
-    stopPath: ({path}) => serverClients.stop(path),
+    stopPath: ({path}) => {
+      const stopping = serverClients.stop(path);
+      if (stoppingAll) {
+        pathStops.push(stopping);
+      } else {
+        stopping.catch(handleError);
+      }
+    },
     toServer: ({path, text}) => serverClients.receive(path, text),
     error: ({text}) => handleError(new Error(text)),
     send: ({conn, text}) => {
@@ -259,19 +269,32 @@ export const createWsServer = (
     }
   };
 
+  // As TinyBase: closing starts, every path stops at once, and the server's close error wins
+  // over a path's.
   const destroy = () =>
     (destroying ??= (async () => {
+      stoppingAll = true;
       removeConnectionListener();
-      try {
-        await closeWebSocketServer();
-      } finally {
-        await serverClients.settled();
-        for (const remove of removers) {
-          remove();
-        }
-        conns.clear();
-        webSockets.clear();
-        native.shutdown();
+      const serverClosing = closeWebSocketServer().then(
+        () => undefined,
+        (error) => [error],
+      );
+      apply(native.stopAll());
+      const stopped = await Promise.allSettled(pathStops);
+      const serverFailure = await serverClosing;
+      await serverClients.settled();
+      for (const remove of removers) {
+        remove();
+      }
+      conns.clear();
+      webSockets.clear();
+      native.shutdown();
+      if (serverFailure) {
+        throw serverFailure[0];
+      }
+      const pathFailure = stopped.find(({status}) => status == 'rejected');
+      if (pathFailure) {
+        throw pathFailure.reason;
       }
     })());
 

@@ -104,36 +104,40 @@ export const createServerClients = ({
     })();
   };
 
-  // Persister first, then the synchronizer; the first error is reported once the path is gone.
+  // Persister first, then the synchronizer. Resolves once the path is gone; rejects with the
+  // first error either threw, for the caller to report or to fail destroy() with.
   const stop = (key) => {
     const entry = paths.get(key);
-    if (entry === undefined || entry.stopRequested) {
-      return;
+    if (entry === undefined) {
+      return Promise.resolve();
     }
-    entry.stopRequested = true;
-    entry.stopping = (async () => {
-      await entry.starting;
-      let failed = false;
-      let firstError;
-      for (const destroy of [
-        () => entry.persister?.destroy(),
-        () => entry.synchronizer?.destroy(),
-      ]) {
-        try {
-          await destroy();
-        } catch (error) {
-          if (!failed) {
-            failed = true;
-            firstError = error;
+    if (!entry.stopRequested) {
+      entry.stopRequested = true;
+      entry.stopping = (async () => {
+        await entry.starting;
+        let failed = false;
+        let firstError;
+        for (const destroy of [
+          () => entry.persister?.destroy(),
+          () => entry.synchronizer?.destroy(),
+        ]) {
+          try {
+            await destroy();
+          } catch (error) {
+            if (!failed) {
+              failed = true;
+              firstError = error;
+            }
           }
         }
-      }
-      paths.delete(key);
-      apply(native.pathStopped(key));
-      if (failed) {
-        handleError(firstError);
-      }
-    })();
+        paths.delete(key);
+        apply(native.pathStopped(key));
+        if (failed) {
+          throw firstError;
+        }
+      })();
+    }
+    return entry.stopping;
   };
 
   const receive = (key, payload) => {
@@ -159,7 +163,7 @@ export const createServerClients = ({
       (stopping = [...paths.values()].filter((entry) => entry.stopRequested))
         .length > 0;
     ) {
-      await Promise.all(stopping.map((entry) => entry.stopping));
+      await Promise.allSettled(stopping.map((entry) => entry.stopping));
     }
   };
 

@@ -228,6 +228,12 @@ impl NativeServer {
         to_js(self.hub.path_stopped(path_key(path)))
     }
 
+    /// `destroy()` began: every path stops now, as TinyBase stops them, not as clients leave.
+    #[napi(catch_unwind)]
+    pub fn stop_all(&self) -> Vec<HubEvent> {
+        to_js(self.hub.stop_all())
+    }
+
     /// Events queued by the native plane since the last call.
     #[napi(catch_unwind)]
     pub fn drain(&mut self, env: Env) -> Result<Vec<HubEvent>> {

@@ -359,6 +359,11 @@ impl Hub {
         self.on_js_thread(|router, effects| router.path_stopped(path, effects))
     }
 
+    /// The server is being destroyed: every path stops now, without client events.
+    pub fn stop_all(&self) -> Vec<Event> {
+        self.on_js_thread(|router, effects| router.stop_all(effects))
+    }
+
     /// Events queued by the plane threads since JS last looked.
     pub fn drain(&self) -> Vec<Event> {
         std::mem::take(&mut lock(&self.state).events)
