@@ -6,10 +6,10 @@
 //! due into one write per wake-up. Nothing here touches N-API, so all of it runs under `cargo test`.
 
 mod connection;
-mod counted;
 mod frame_error;
 mod plane;
 mod session;
+mod wire;
 
 use std::time::Duration;
 

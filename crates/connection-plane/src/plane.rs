@@ -34,10 +34,9 @@ impl PlaneState {
     pub(crate) fn new(settings: &Settings) -> Self {
         let config = WebSocketConfig::default()
             .read_buffer_size(settings.read_buffer_size)
-            // Frames only reach the socket on flush, so one wake-up's frames go out in one write;
-            // the backlog limit, not this threshold, bounds the buffer.
-            .write_buffer_size(usize::MAX - 1)
-            .max_write_buffer_size(usize::MAX)
+            // tungstenite writes its own frames (pongs, closes) into the connection's wire at once,
+            // so they keep their place among the frames the session queues there.
+            .write_buffer_size(0)
             .max_message_size(Some(settings.max_message_size))
             .max_frame_size(Some(settings.max_message_size));
         PlaneState {

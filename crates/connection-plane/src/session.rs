@@ -3,11 +3,10 @@
 //!
 //! Reading and writing share one tungstenite stream, so instead of splitting it (a lock on every
 //! poll) a single hand-written poll serves the queue, the write, the read and the timers in turn.
-//! The queue is always drained into tungstenite before the socket is read: once tungstenite has
-//! read the peer's Close it refuses to send anything more, so what was due must be in its buffer
-//! by then (it writes its reply after it).
+//! The queue is always drained into the [`Wire`] before the socket is read: tungstenite writes its
+//! reply to the peer's Close into the wire as it reads that Close, so what was due before must be
+//! there by then.
 
-use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::panic::AssertUnwindSafe;
 use std::pin::{pin, Pin};
@@ -15,21 +14,20 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::{FutureExt, Sink, SinkExt, Stream};
-use sync_core::router::{ConnId, Payload};
+use sync_core::router::ConnId;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::futures::Notified;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
-use tokio_tungstenite::tungstenite::protocol::frame::{CloseFrame, Frame};
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::connection::{Command, Shared};
-use crate::counted::Counted;
 use crate::frame_error::FrameError;
 use crate::plane::{Lifeline, PlaneState};
+use crate::wire::Wire;
 use crate::{
     Heartbeat, Inbound, ABNORMAL_CLOSURE, GOING_AWAY, NO_STATUS, OVERSIZED_CODE, OVERSIZED_REASON,
 };
@@ -61,7 +59,7 @@ where
     let served = AssertUnwindSafe(async move {
         let config = Some(plane.config);
         let ws =
-            WebSocketStream::from_partially_read(Counted::new(stream), head, Role::Server, config)
+            WebSocketStream::from_partially_read(Wire::new(stream), head, Role::Server, config)
                 .await;
         let session = Session {
             conn,
@@ -70,8 +68,6 @@ where
             queue,
             shared,
             plane,
-            unwritten: Unwritten::default(),
-            dirty: false,
         };
         session.serve().await
     })
@@ -119,13 +115,10 @@ enum Wake {
 struct Session<S> {
     conn: ConnId,
     inbound: Arc<dyn Inbound>,
-    ws: WebSocketStream<Counted<S>>,
+    ws: WebSocketStream<Wire<S>>,
     queue: mpsc::UnboundedReceiver<Command>,
     shared: Arc<Shared>,
     plane: Arc<PlaneState>,
-    unwritten: Unwritten,
-    /// Frames were handed to tungstenite since its buffer was last flushed out.
-    dirty: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
@@ -195,7 +188,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Wake::Beat => match beat.as_mut().map(Beat::pulse) {
                     Some(Pulse::GiveUp) => return Exit::Lost,
                     Some(Pulse::Ping) => {
-                        if self.feed(Frame::ping(Bytes::new()), 0).is_err() {
+                        // tungstenite writes it into the wire at once, behind what is queued.
+                        let ping = Message::Ping(Bytes::new());
+                        if Pin::new(&mut self.ws).start_send(ping).is_err() {
                             return Exit::Lost;
                         }
                     }
@@ -236,59 +231,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         Poll::Pending
     }
 
-    /// Hands every queued frame to tungstenite, stopping at a close request.
+    /// Queues every frame due on the wire, stopping at a close request.
     fn feed_queue(&mut self, cx: &mut Context<'_>) -> Option<Wake> {
         while let Poll::Ready(Some(command)) = self.queue.poll_recv(cx) {
             match command {
-                Command::Frame(payload) => {
-                    if self.feed(text_frame(&payload), payload.len()).is_err() {
-                        return Some(Wake::WriteFailed);
-                    }
-                }
+                Command::Frame(payload) => self.ws.get_mut().queue_text(&payload),
                 Command::Close(code, reason) => return Some(Wake::Close(code, reason)),
             }
         }
         None
     }
 
-    /// Appends a frame to tungstenite's write buffer. With the write threshold above any
-    /// possible backlog, `start_send` never touches the socket, so it needs no readiness poll.
-    fn feed(&mut self, frame: Frame, payload: usize) -> Result<(), ()> {
-        let wire = frame.len();
-        if Pin::new(&mut self.ws)
-            .start_send(Message::Frame(frame))
-            .is_err()
-        {
-            self.shared.release(payload);
-            return Err(());
-        }
-        let written = self.ws.get_ref().written();
-        self.unwritten.fed(wire, payload, written);
-        self.dirty = true;
-        Ok(())
-    }
-
-    /// Flushes what was fed, releasing backlog as the kernel takes it.
+    /// Writes what the wire holds, if anything.
     fn poll_write(&mut self, cx: &mut Context<'_>) -> Result<(), ()> {
-        if !self.dirty {
+        if !self.ws.get_ref().is_pending() {
             return Ok(());
         }
-        self.poll_flush(cx)
+        match self.poll_flush(cx) {
+            Poll::Ready(Err(())) => Err(()),
+            Poll::Ready(Ok(())) | Poll::Pending => Ok(()),
+        }
     }
 
-    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Result<(), ()> {
-        let flushed = Pin::new(&mut self.ws).poll_flush(cx);
-        let written = self.ws.get_ref().written();
-        let taken = match flushed {
-            Poll::Ready(Err(_)) => return Err(()),
-            Poll::Ready(Ok(())) => {
-                self.dirty = false;
-                self.unwritten.all_taken(written)
-            }
-            Poll::Pending => self.unwritten.taken(written),
-        };
-        self.shared.release(taken);
-        Ok(())
+    /// Writes the wire out, releasing backlog as the kernel takes it. The wire is flushed
+    /// directly: once tungstenite has ended the connection it no longer flushes its stream, though
+    /// its last frame may still be in the wire.
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        let wire = self.ws.get_mut();
+        let flushed = Pin::new(&mut *wire).poll_flush(cx);
+        self.shared.release(wire.take_released());
+        flushed.map_err(drop)
     }
 
     fn receive(&mut self, message: Message) -> Option<Exit> {
@@ -345,7 +317,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 if terminate.as_mut().poll(cx).is_ready() || deadline.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(None);
                 }
-                if self.poll_flush(cx).is_err() {
+                if let Poll::Ready(Err(())) = self.poll_flush(cx) {
                     return Poll::Ready(None);
                 }
                 Pin::new(&mut self.ws).poll_next(cx).map(Some)
@@ -356,14 +328,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Some(Ok(message)) => self.deliver(message),
                 Some(Err(error)) => {
                     if let Some(error) = FrameError::from_read(&error) {
-                        // Our Close is out already: ws has nothing more to send either.
+                        // Our Close is on its way already: ws has nothing more to send either.
                         self.inbound.frame_error(self.conn, error);
                     }
-                    return reply;
+                    break;
                 }
-                None => return reply,
+                None => break,
             }
         }
+        // tungstenite is done once its last frame is on the wire, which may not have written it
+        // yet: ws too ends a closing socket only once its writes are out.
+        poll_fn(|cx| {
+            if terminate.as_mut().poll(cx).is_ready() || deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            self.poll_flush(cx).map(drop)
+        })
+        .await;
+        reply
     }
 
     /// Sends Close when tungstenite can no longer read, then discards what the peer still sends
@@ -390,12 +372,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 }
 
-/// A text frame sharing the payload's bytes: one broadcast payload is never copied per recipient,
-/// and being UTF-8 already it needs no validation either.
-fn text_frame(payload: &Payload) -> Frame {
-    Frame::message(payload.bytes().clone(), OpCode::Data(Data::Text), true)
-}
-
 fn close_status(frame: Option<CloseFrame>) -> (u16, String) {
     match frame {
         Some(frame) => (frame.code.into(), frame.reason.as_str().to_owned()),
@@ -419,47 +395,6 @@ fn close_reason(reason: &str) -> String {
         end -= 1;
     }
     reason[..end].to_owned()
-}
-
-/// Frames handed to tungstenite whose bytes the kernel has not wholly taken yet, by their end
-/// offset in the stream of written bytes. Control frames tungstenite writes on its own (pongs,
-/// close replies) are not seen here and shift offsets by a few bytes; the count is set right
-/// again whenever tungstenite's buffer is empty.
-#[derive(Default)]
-struct Unwritten {
-    fed: u64,
-    frames: VecDeque<(u64, usize)>,
-}
-
-impl Unwritten {
-    fn fed(&mut self, wire: usize, payload: usize, written: u64) {
-        if self.frames.is_empty() {
-            self.fed = self.fed.max(written);
-        }
-        self.fed += wire as u64;
-        if payload > 0 {
-            self.frames.push_back((self.fed, payload));
-        }
-    }
-
-    /// Payload bytes of the frames now wholly written.
-    fn taken(&mut self, written: u64) -> usize {
-        let mut bytes = 0;
-        while let Some(&(end, payload)) = self.frames.front() {
-            if end > written {
-                break;
-            }
-            self.frames.pop_front();
-            bytes += payload;
-        }
-        bytes
-    }
-
-    /// Everything fed is written.
-    fn all_taken(&mut self, written: u64) -> usize {
-        self.fed = written;
-        self.frames.drain(..).map(|(_, payload)| payload).sum()
-    }
 }
 
 /// The heartbeat of one connection.
@@ -520,12 +455,12 @@ mod tests {
 
     use super::*;
     use crate::connection::Connection;
-    use crate::Settings;
+    use crate::{Payload, Settings};
 
     /// A peer that never sends and takes every write whole, noting the size of each.
-    struct Wire(Arc<Mutex<Vec<usize>>>);
+    struct Recording(Arc<Mutex<Vec<usize>>>);
 
-    impl AsyncRead for Wire {
+    impl AsyncRead for Recording {
         fn poll_read(
             self: Pin<&mut Self>,
             _: &mut Context<'_>,
@@ -535,7 +470,7 @@ mod tests {
         }
     }
 
-    impl AsyncWrite for Wire {
+    impl AsyncWrite for Recording {
         fn poll_write(
             self: Pin<&mut Self>,
             _: &mut Context<'_>,
@@ -597,7 +532,7 @@ mod tests {
         for i in 0..100 {
             conn.send(Payload::from(format!("frame-{i:03}"))).unwrap();
         }
-        let task = tokio::spawn(run(Wire(writes.clone()), Vec::new(), link));
+        let task = tokio::spawn(run(Recording(writes.clone()), Vec::new(), link));
         flushed(&conn).await;
         // Each frame: a two-byte header and nine bytes of text.
         assert_eq!(*writes.lock().unwrap(), [100 * 11]);
@@ -611,25 +546,6 @@ mod tests {
         conn.terminate();
         task.await.unwrap();
         assert_eq!(closed.recv().await, Some(ABNORMAL_CLOSURE));
-    }
-
-    #[test]
-    fn frames_are_released_as_their_last_byte_is_written() {
-        let mut unwritten = Unwritten::default();
-        unwritten.fed(10, 8, 0);
-        unwritten.fed(2, 0, 0);
-        unwritten.fed(10, 8, 0);
-        assert_eq!(unwritten.taken(9), 0);
-        assert_eq!(unwritten.taken(10), 8);
-        assert_eq!(unwritten.taken(21), 0);
-        assert_eq!(unwritten.taken(22), 8);
-
-        // Bytes tungstenite wrote on its own are caught up with once everything is out.
-        unwritten.fed(10, 8, 22);
-        assert_eq!(unwritten.all_taken(40), 8);
-        unwritten.fed(5, 3, 40);
-        assert_eq!(unwritten.taken(44), 0);
-        assert_eq!(unwritten.taken(45), 3);
     }
 
     #[tokio::test]

@@ -271,6 +271,39 @@ async fn the_peers_close_follows_what_was_queued_before_it() {
 }
 
 #[tokio::test]
+async fn the_reply_to_a_slow_readers_close_waits_for_its_whole_backlog() {
+    let plane = plane();
+    let server = Server::bind().await;
+    let (inbound, mut events) = recorder();
+    let (mut client, upgraded) = server.connect_small().await;
+    let conn = upgraded.adopt(&plane, ConnId(22), inbound);
+
+    // Far more than the socket buffers hold: the reply is queued behind most of it.
+    let chunk = Payload::from("s".repeat(256 * 1024));
+    for _ in 0..48 {
+        conn.send(chunk.clone()).unwrap();
+    }
+    client
+        .close(Some(CloseFrame {
+            code: CloseCode::from(4005),
+            reason: "enough".into(),
+        }))
+        .await
+        .unwrap();
+
+    let received = read_to_end(&mut client).await;
+    let delivered: usize = texts(&received).iter().map(String::len).sum();
+    assert_eq!(delivered, 48 * chunk.len());
+    assert_eq!(close_of(&received), Some((4005, "enough".to_owned())));
+    assert_eq!(
+        events.next().await,
+        Event::Closed(ConnId(22), 4005, "enough".to_owned())
+    );
+    assert_eq!(conn.buffered_amount(), 0);
+    plane.shutdown();
+}
+
+#[tokio::test]
 async fn terminate_drops_the_socket_without_a_close_frame() {
     let plane = plane();
     let server = Server::bind().await;

@@ -1,0 +1,409 @@
+//! A connection's outbound bytes, in the order they must reach the socket. The session queues its
+//! text frames here directly; tungstenite, writing through it, queues its own frames (pongs, the
+//! Close and the reply to one) behind whatever was queued before them.
+//!
+//! Why not tungstenite's write buffer: it is one `Vec` that every partial write drains from the
+//! front, moving all that is left. A 16 MiB backlog written to a slow reader a few tens of KiB at
+//! a time moved gigabytes, and each connection copied every payload into a buffer of its own. Here
+//! a large payload is queued by reference (one broadcast is shared by all its recipients, never
+//! copied), small frames are gathered so a burst of them still goes out in one write, and what the
+//! kernel takes is only ever skipped over, never moved.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use sync_core::router::Payload;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_tungstenite::tungstenite::Bytes;
+
+/// Payloads up to this size are copied into the gather buffer: cheaper than a chunk, and an
+/// iovec, of their own.
+const GATHER_PAYLOAD: usize = 16 * 1024;
+/// The gather buffer becomes a chunk of its own once it holds this much, so a backlog of small
+/// frames is released in steps no coarser than this as the kernel takes it.
+const GATHER_CHUNK: usize = 64 * 1024;
+/// Room for a full chunk of gathered frames: the one that fills it may begin just short of the
+/// limit.
+const GATHER_CAPACITY: usize = GATHER_CHUNK + GATHER_PAYLOAD + 16;
+/// The most an idle connection keeps allocated for gathering.
+const IDLE_CAPACITY: usize = GATHER_PAYLOAD;
+/// Slices handed to one vectored write.
+const MAX_SLICES: usize = 64;
+
+/// Bytes queued whole, and the payload bytes of the frames that end in them.
+struct Chunk {
+    bytes: ChunkBytes,
+    payload: usize,
+}
+
+enum ChunkBytes {
+    /// Frames copied together; the buffer is reused once they are written.
+    Gathered(Vec<u8>),
+    /// A payload shared with the hub and every other recipient.
+    Shared(Bytes),
+}
+
+impl std::ops::Deref for ChunkBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            ChunkBytes::Gathered(bytes) => bytes,
+            ChunkBytes::Shared(bytes) => bytes,
+        }
+    }
+}
+
+pub(crate) struct Wire<S> {
+    inner: S,
+    /// Queued ahead of `gather`, oldest first.
+    chunks: VecDeque<Chunk>,
+    /// Bytes of the oldest chunk the kernel has taken already.
+    offset: usize,
+    /// The newest bytes, copied together: small frames and tungstenite's. Written from where they
+    /// are, so when nothing else is queued one buffer serves batch after batch.
+    gather: Vec<u8>,
+    /// Payload bytes of the frames that end in `gather`.
+    gathered: usize,
+    /// Payload bytes of frames wholly taken by the kernel since [`Wire::take_released`].
+    released: usize,
+    /// A written chunk's buffer, kept for the next one while a backlog lasts: a slow reader's
+    /// backlog then cycles through the same few buffers instead of fresh memory for each.
+    spare: Vec<u8>,
+}
+
+impl<S> Wire<S> {
+    pub(crate) fn new(inner: S) -> Self {
+        Wire {
+            inner,
+            chunks: VecDeque::new(),
+            offset: 0,
+            gather: Vec::new(),
+            gathered: 0,
+            released: 0,
+            spare: Vec::new(),
+        }
+    }
+
+    /// Queues an unmasked, final text frame carrying `payload`.
+    pub(crate) fn queue_text(&mut self, payload: &Payload) {
+        let len = payload.len();
+        // FIN and the text opcode, then the length in the fewest bytes that hold it.
+        self.gather.push(0x81);
+        match len {
+            0..=125 => self.gather.push(len as u8),
+            126..=0xFFFF => {
+                self.gather.push(126);
+                self.gather.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            _ => {
+                self.gather.push(127);
+                self.gather.extend_from_slice(&(len as u64).to_be_bytes());
+            }
+        }
+        if len <= GATHER_PAYLOAD {
+            self.gather.extend_from_slice(payload.bytes());
+            self.gathered += len;
+            if self.gather.len() >= GATHER_CHUNK {
+                self.close_gather();
+            }
+        } else {
+            self.close_gather();
+            self.chunks.push_back(Chunk {
+                bytes: ChunkBytes::Shared(payload.bytes().clone()),
+                payload: len,
+            });
+        }
+    }
+
+    /// Whether anything queued is still to be written.
+    pub(crate) fn is_pending(&self) -> bool {
+        !self.chunks.is_empty() || !self.gather.is_empty()
+    }
+
+    /// Payload bytes of the frames whose last byte the kernel has taken since the last call.
+    pub(crate) fn take_released(&mut self) -> usize {
+        std::mem::take(&mut self.released)
+    }
+
+    /// Turns the gathered bytes into a chunk, behind which the next ones gather.
+    fn close_gather(&mut self) {
+        if self.gather.is_empty() {
+            return;
+        }
+        // Behind a backlog more is likely to follow: the next buffer is made ready for a full
+        // chunk, not grown to it step by step.
+        let next = match self.spare.capacity() {
+            0 if self.chunks.is_empty() => Vec::new(),
+            0 => Vec::with_capacity(GATHER_CAPACITY),
+            _ => std::mem::take(&mut self.spare),
+        };
+        self.chunks.push_back(Chunk {
+            bytes: ChunkBytes::Gathered(std::mem::replace(&mut self.gather, next)),
+            payload: std::mem::take(&mut self.gathered),
+        });
+    }
+
+    /// Skips what the kernel took, releasing each frame it finished.
+    fn advance(&mut self, mut written: usize) {
+        while let Some(chunk) = self.chunks.front() {
+            let left = chunk.bytes.len() - self.offset;
+            if written < left {
+                self.offset += written;
+                return;
+            }
+            written -= left;
+            self.offset = 0;
+            self.released += chunk.payload;
+            if let Some(Chunk {
+                bytes: ChunkBytes::Gathered(mut bytes),
+                ..
+            }) = self.chunks.pop_front()
+            {
+                bytes.clear();
+                self.spare = bytes;
+            }
+        }
+        if written == self.gather.len() {
+            self.released += std::mem::take(&mut self.gathered);
+            self.gather.clear();
+            // Idle now: a burst's buffers are not kept for the connection's whole life.
+            self.spare = Vec::new();
+            if self.gather.capacity() > IDLE_CAPACITY {
+                self.gather = Vec::new();
+            }
+        } else if written > 0 {
+            // Part of it taken: the rest waits as a chunk, so what is gathered next queues behind.
+            self.close_gather();
+            self.offset = written;
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Wire<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+/// tungstenite's writes: taken whole, to go out in turn on the next flush.
+impl<S: AsyncWrite + Unpin> AsyncWrite for Wire<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.gather.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    /// Writes everything queued, as much at a time as one vectored write takes.
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        while this.is_pending() {
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let mut count = 0;
+            for chunk in this.chunks.iter().take(MAX_SLICES) {
+                slices[count] = IoSlice::new(&chunk.bytes);
+                count += 1;
+            }
+            if count < MAX_SLICES && !this.gather.is_empty() {
+                slices[count] = IoSlice::new(&this.gather);
+                count += 1;
+            }
+            if let Some(front) = this.chunks.front() {
+                slices[0] = IoSlice::new(&front.bytes[this.offset..]);
+            }
+            let written =
+                ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, &slices[..count]))?;
+            if written == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            this.advance(written);
+        }
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.as_mut().poll_flush(cx))?;
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::task::Waker;
+
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+
+    use super::*;
+
+    /// A socket that takes at most `limit` bytes per write, vectored or not, for as many writes
+    /// as it is allowed; it keeps all it took.
+    #[derive(Clone)]
+    struct Trickle {
+        limit: usize,
+        allowed: Arc<Mutex<usize>>,
+        taken: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl Trickle {
+        fn new(limit: usize, allowed: usize) -> Self {
+            Trickle {
+                limit,
+                allowed: Arc::new(Mutex::new(allowed)),
+                taken: Arc::default(),
+            }
+        }
+
+        fn allow(&self, writes: usize) {
+            *self.allowed.lock().unwrap() = writes;
+        }
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+        }
+
+        fn poll_write_vectored(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            let mut allowed = self.allowed.lock().unwrap();
+            if *allowed == 0 {
+                return Poll::Pending;
+            }
+            *allowed -= 1;
+            let mut taken = self.taken.lock().unwrap();
+            let mut room = self.limit;
+            for buf in bufs {
+                let n = buf.len().min(room);
+                taken.extend_from_slice(&buf[..n]);
+                room -= n;
+            }
+            Poll::Ready(Ok(self.limit - room))
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn flushed(wire: &mut Wire<Trickle>) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        match Pin::new(wire).poll_flush(&mut cx) {
+            Poll::Ready(result) => {
+                result.unwrap();
+                true
+            }
+            Poll::Pending => false,
+        }
+    }
+
+    /// What tungstenite itself sends for a text frame of `payload`.
+    fn encoded(payload: &str) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        Frame::message(payload.to_owned(), OpCode::Data(Data::Text), true)
+            .format(&mut bytes)
+            .unwrap();
+        bytes
+    }
+
+    #[test]
+    fn frames_of_every_length_go_out_in_order_as_tungstenite_encodes_them() {
+        let socket = Trickle::new(1000, usize::MAX);
+        let mut wire = Wire::new(socket.clone());
+        let lengths = [0, 1, 125, 126, 65_535, 65_536, 100_000, 3];
+        let mut expected = Vec::new();
+        for (i, len) in lengths.into_iter().enumerate() {
+            let payload = "p".repeat(len);
+            wire.queue_text(&Payload::from(payload.clone()));
+            expected.extend(encoded(&payload));
+            // tungstenite's own frames keep their place among them.
+            if i == 3 {
+                let pong = [0x8A, 0x00];
+                let mut cx = Context::from_waker(Waker::noop());
+                let written = Pin::new(&mut wire).poll_write(&mut cx, &pong);
+                assert!(matches!(written, Poll::Ready(Ok(2))));
+                expected.extend_from_slice(&pong);
+            }
+        }
+        assert!(wire.is_pending());
+        assert!(flushed(&mut wire));
+        // Compared as a whole, not printed: it is over 200 KB.
+        assert!(*socket.taken.lock().unwrap() == expected);
+        assert!(!wire.is_pending());
+        assert_eq!(wire.take_released(), lengths.iter().sum::<usize>());
+        assert_eq!(wire.take_released(), 0);
+    }
+
+    #[test]
+    fn the_gather_buffer_serves_batch_after_batch_but_an_idle_wire_keeps_little() {
+        let mut wire = Wire::new(Trickle::new(usize::MAX, usize::MAX));
+        wire.queue_text(&Payload::from("s".repeat(100)));
+        assert!(flushed(&mut wire));
+        let kept = wire.gather.as_ptr();
+        wire.queue_text(&Payload::from("t".repeat(100)));
+        assert_eq!(wire.gather.as_ptr(), kept);
+
+        // A burst of 1 MB, gathered into chunks of about 64 KiB.
+        for _ in 0..100 {
+            wire.queue_text(&Payload::from("m".repeat(10_000)));
+        }
+        assert!(wire.chunks.len() > 10);
+        assert!(flushed(&mut wire));
+        assert!(wire.gather.capacity() <= IDLE_CAPACITY);
+        assert_eq!(wire.spare.capacity(), 0);
+    }
+
+    #[test]
+    fn a_frame_is_released_once_its_last_byte_is_taken() {
+        let socket = Trickle::new(40_000, 0);
+        let mut wire = Wire::new(socket.clone());
+        wire.queue_text(&Payload::from("a".repeat(100_000)));
+        wire.queue_text(&Payload::from("b".repeat(10)));
+        assert!(!flushed(&mut wire));
+
+        // 10 header bytes and 100 012 more: three writes, the big frame done within the third.
+        let mut released = Vec::new();
+        for _ in 0..3 {
+            socket.allow(1);
+            let done = flushed(&mut wire);
+            released.push((done, wire.take_released()));
+        }
+        assert_eq!(released, [(false, 0), (false, 0), (true, 100_010)]);
+
+        // Small frames are gathered into one chunk, and released as it is taken.
+        for _ in 0..4 {
+            wire.queue_text(&Payload::from("c".repeat(15_000)));
+        }
+        socket.allow(1);
+        assert!(!flushed(&mut wire));
+        assert_eq!(wire.take_released(), 0);
+        socket.allow(1);
+        assert!(flushed(&mut wire));
+        assert_eq!(wire.take_released(), 60_000);
+    }
+}
