@@ -11,6 +11,7 @@ import {detach, release, takeoverFd} from './lib/takeover.js';
 const {NativeServer} = createRequire(import.meta.url)('./lib/native.cjs');
 
 const PATH_REGEX = /\/([^?]*)/;
+const JOIN = Symbol('join');
 const MULTIPLEX_PROTOCOL = 'tinybase';
 const MAX_PAYLOAD_BYTES = 16777216;
 const OVERFLOW_CLOSE_CODE = 1013;
@@ -180,19 +181,22 @@ export const createWsServer = (
     apply(native.openJs(conn, {pathId, clientId, multiplexed}));
   };
 
-  // From the moment ws writes a 101 until its 'connection' is registered, native relaying waits
-  // (see Hub::joining). The same tick normally ends it; setImmediate covers a 'connection' that
-  // never comes or comes later (noServer users emit it themselves).
-  const joins = new Set();
-  const onHeaders = () => {
-    native.joining();
-    const join = {};
-    joins.add(join);
-    setImmediate(() => endJoin(join));
+  // From the moment ws writes a 101 until its 'connection' is registered, native relaying to
+  // that path waits (see Hub::joining). The same tick normally ends it; setImmediate covers a
+  // 'connection' that never comes or comes later (noServer users emit it themselves).
+  const onHeaders = (_headers, request) => {
+    const pathId = request?.url?.match?.(PATH_REGEX)?.[1];
+    if (pathId !== undefined) {
+      native.joining(pathId);
+      const join = {pathId};
+      request[JOIN] = join;
+      setImmediate(() => endJoin(join));
+    }
   };
   const endJoin = (join) => {
-    if (joins.delete(join)) {
-      apply(native.joined());
+    if (join !== undefined && !join.ended) {
+      join.ended = true;
+      apply(native.joined(join.pathId));
     }
   };
 
@@ -200,7 +204,7 @@ export const createWsServer = (
     try {
       register(webSocket, request);
     } finally {
-      endJoin(joins.values().next().value);
+      endJoin(request?.[JOIN]);
     }
   };
 

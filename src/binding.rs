@@ -163,17 +163,18 @@ impl NativeServer {
         }
     }
 
-    /// `ws` is about to answer an upgrade with a 101: native input waits until `joined`, so the new
-    /// client is on its path before anything processed after its handshake completed.
+    /// `ws` is about to answer an upgrade for `path_id` with a 101: native input for that path
+    /// waits until `joined`, so the new client is on it before anything processed after its
+    /// handshake completed.
     #[napi(catch_unwind)]
-    pub fn joining(&self) {
-        self.hub.joining();
+    pub fn joining(&self, path_id: String) {
+        self.hub.joining(&path_id);
     }
 
     /// The connection announced by `joining` is registered, or will not come.
     #[napi(catch_unwind)]
-    pub fn joined(&self) -> Vec<HubEvent> {
-        to_js(self.hub.joined())
+    pub fn joined(&self, path_id: String) -> Vec<HubEvent> {
+        to_js(self.hub.joined(&path_id))
     }
 
     /// Registers a socket that stays in JS.

@@ -33,8 +33,32 @@ struct State {
     /// Connections `ws` has answered with a 101 that JS has not registered yet. A client whose
     /// handshake completed must be on its path before any message processed after that, as on
     /// TinyBase's single thread, so plane input waits in `deferred` meanwhile.
-    joining: usize,
-    deferred: VecDeque<PlaneInput<'static>>,
+    joining: HashMap<String, usize>,
+    /// Each with the path it waits for: `None` waits until no connection is joining.
+    deferred: VecDeque<(Option<String>, PlaneInput<'static>)>,
+}
+
+impl State {
+    /// Whether input from `conn` must wait for a joining connection, and for which path.
+    fn must_wait(&self, conn: ConnId) -> Option<Option<String>> {
+        if self.joining.is_empty() {
+            return None;
+        }
+        match self.router.legacy_path_id(conn) {
+            Some(path_id) => self
+                .joining
+                .contains_key(path_id)
+                .then(|| Some(path_id.to_owned())),
+            None => Some(None),
+        }
+    }
+
+    fn still_waits(&self, path_id: &Option<String>) -> bool {
+        match path_id {
+            Some(path_id) => self.joining.contains_key(path_id),
+            None => !self.joining.is_empty(),
+        }
+    }
 }
 
 /// What a native socket brings to the router.
@@ -56,6 +80,14 @@ enum PlaneInput<'a> {
 }
 
 impl PlaneInput<'_> {
+    fn conn(&self) -> ConnId {
+        match self {
+            PlaneInput::Message { conn, .. }
+            | PlaneInput::Closed { conn, .. }
+            | PlaneInput::SocketError { conn, .. } => *conn,
+        }
+    }
+
     fn into_owned(self) -> PlaneInput<'static> {
         match self {
             PlaneInput::Message { conn, text } => PlaneInput::Message {
@@ -198,7 +230,7 @@ impl Hub {
                 mirrored: HashSet::new(),
                 events: Vec::new(),
                 armed: None,
-                joining: 0,
+                joining: HashMap::new(),
                 deferred: VecDeque::new(),
             }),
             plane: Mutex::new(None),
@@ -249,8 +281,8 @@ impl Hub {
     /// Input from a native socket, routed now or, while a connection is joining, once it has.
     fn plane_input(&self, input: PlaneInput) {
         let mut state = lock(&self.state);
-        if state.joining > 0 {
-            state.deferred.push_back(input.into_owned());
+        if let Some(path_id) = state.must_wait(input.conn()) {
+            state.deferred.push_back((path_id, input.into_owned()));
             return;
         }
         let was_empty = state.events.is_empty();
@@ -262,18 +294,30 @@ impl Hub {
         }
     }
 
-    /// `ws` is about to write a 101: hold plane input until [`Hub::joined`].
-    pub fn joining(&self) {
-        lock(&self.state).joining += 1;
+    /// `ws` is about to write a 101 for `path_id`: plane input that could reach that path waits
+    /// until [`Hub::joined`]; other paths keep relaying.
+    pub fn joining(&self, path_id: &str) {
+        *lock(&self.state)
+            .joining
+            .entry(path_id.to_owned())
+            .or_default() += 1;
     }
 
     /// A connection announced by [`Hub::joining`] is registered (or will never be): route what
-    /// waited, in order, once no other connection is joining.
-    pub fn joined(&self) -> Vec<Event> {
+    /// no longer waits, in the order it came.
+    pub fn joined(&self, path_id: &str) -> Vec<Event> {
         let mut state = lock(&self.state);
-        state.joining = state.joining.saturating_sub(1);
-        if state.joining == 0 {
-            while let Some(input) = state.deferred.pop_front() {
+        if let Some(count) = state.joining.get_mut(path_id) {
+            *count -= 1;
+            if *count == 0 {
+                state.joining.remove(path_id);
+            }
+        }
+        let deferred = std::mem::take(&mut state.deferred);
+        for (path_id, input) in deferred {
+            if state.still_waits(&path_id) {
+                state.deferred.push_back((path_id, input));
+            } else {
                 self.act(&mut state, |router, effects| input.apply(router, effects));
             }
         }

@@ -636,6 +636,15 @@ impl Router {
         self.timers.next()
     }
 
+    /// The path id a legacy connection's messages go to; `None` for a multiplexed connection (its
+    /// channels may reach any path) or one the router does not know.
+    pub fn legacy_path_id(&self, conn: ConnId) -> Option<&str> {
+        match &self.conns.get(&conn)?.kind {
+            Kind::Legacy(legacy) => self.paths.get(legacy.path).map(|path| &*path.id),
+            Kind::Multiplexed(_) => None,
+        }
+    }
+
     /// Path ids in the order the paths appeared.
     pub fn path_ids(&self) -> Vec<String> {
         self.paths.ids()
