@@ -19,7 +19,12 @@ import {WebSocket, WebSocketServer} from 'ws';
 import {createMergeableStore} from 'tinybase';
 import {createFilePersister} from 'tinybase/persisters/persister-file';
 import {createWsSynchronizer as createWsSynchronizerOfTinyBase} from 'tinybase/synchronizers/synchronizer-ws-client';
-import {TEST_TIMEOUT_MS, plain, waitFor, withTimeout} from './support/harness.js';
+import {
+  TEST_TIMEOUT_MS,
+  plain,
+  waitFor,
+  withTimeout,
+} from './support/harness.js';
 import {createWsServer as createWsServerUnderTest} from './support/implementation.js';
 
 const options = {timeout: TEST_TIMEOUT_MS};
@@ -55,7 +60,8 @@ const portOf = async (server) => {
   return webSocketServer.address().port;
 };
 
-const holds = (get, expected) => () => isDeepStrictEqual(plain(get()), expected);
+const holds = (get, expected) => () =>
+  isDeepStrictEqual(plain(get()), expected);
 
 const persistedTables = (file) => () => {
   try {
@@ -83,60 +89,16 @@ const inTemporaryDirectory = async (run) => {
 
 const PETS = {pets: {fido: {species: 'dog'}, felix: {species: 'cat'}}};
 
-test('example 1: two clients synchronize on a shared path', options, async () => {
-  const logged = [];
-  const console = {log: (value) => logged.push(plain(value))};
-
-  // Server
-  const server = createWsServer(new WebSocketServer({port: 0, host: LOOPBACK}));
-  const port = await portOf(server);
-
-  // Client 1
-  const clientStore1 = createMergeableStore();
-  clientStore1.setCell('pets', 'fido', 'species', 'dog');
-  const synchronizer1 = await createWsSynchronizer(
-    clientStore1,
-    new WebSocket(`ws://localhost:${port}/petShop`),
-  );
-  await synchronizer1.startSync();
-  // ...
-
-  // Client 2
-  const clientStore2 = createMergeableStore();
-  clientStore2.setCell('pets', 'felix', 'species', 'cat');
-  const synchronizer2 = await createWsSynchronizer(
-    clientStore2,
-    new WebSocket(`ws://localhost:${port}/petShop`),
-  );
-  await synchronizer2.startSync();
-  await waitFor(holds(() => clientStore1.getTables(), PETS), 'client 1');
-  await waitFor(holds(() => clientStore2.getTables(), PETS), 'client 2');
-
-  console.log(clientStore1.getTables());
-  // -> {pets: {fido: {species: 'dog'}, felix: {species: 'cat'}}}
-  console.log(clientStore2.getTables());
-  // -> {pets: {fido: {species: 'dog'}, felix: {species: 'cat'}}}
-
-  synchronizer1.destroy();
-  synchronizer2.destroy();
-  server.destroy();
-
-  assert.deepEqual(logged, [PETS, PETS]);
-});
-
-test('example 2: a file-persisted path serves a third client later', options, () =>
-  inTemporaryDirectory(async () => {
+test(
+  'example 1: two clients synchronize on a shared path',
+  options,
+  async () => {
     const logged = [];
     const console = {log: (value) => logged.push(plain(value))};
 
     // Server
     const server = createWsServer(
       new WebSocketServer({port: 0, host: LOOPBACK}),
-      (pathId) =>
-        createFilePersister(
-          createMergeableStore(),
-          pathId.replace(/[^a-zA-Z0-9]/g, '-') + '.json',
-        ),
     );
     const port = await portOf(server);
 
@@ -158,9 +120,14 @@ test('example 2: a file-persisted path serves a third client later', options, ()
       new WebSocket(`ws://localhost:${port}/petShop`),
     );
     await synchronizer2.startSync();
-    await waitFor(holds(() => clientStore1.getTables(), PETS), 'client 1');
-    await waitFor(holds(() => clientStore2.getTables(), PETS), 'client 2');
-    await waitFor(holds(persistedTables('petShop.json'), PETS), 'the file');
+    await waitFor(
+      holds(() => clientStore1.getTables(), PETS),
+      'client 1',
+    );
+    await waitFor(
+      holds(() => clientStore2.getTables(), PETS),
+      'client 2',
+    );
 
     console.log(clientStore1.getTables());
     // -> {pets: {fido: {species: 'dog'}, felix: {species: 'cat'}}}
@@ -169,95 +136,168 @@ test('example 2: a file-persisted path serves a third client later', options, ()
 
     synchronizer1.destroy();
     synchronizer2.destroy();
-    await waitFor(() => server.getPathIds().length == 0, 'the path to stop');
-
-    // Client 3 connects later
-    const clientStore3 = createMergeableStore();
-    const synchronizer3 = await createWsSynchronizer(
-      clientStore3,
-      new WebSocket(`ws://localhost:${port}/petShop`),
-    );
-    await synchronizer3.startSync();
-    await waitFor(holds(() => clientStore3.getTables(), PETS), 'client 3');
-
-    console.log(clientStore3.getTables());
-    // -> {pets: {fido: {species: 'dog'}, felix: {species: 'cat'}}}
-
-    synchronizer3.destroy();
     server.destroy();
 
-    // Remove file for the purposes of this demo.
-    rmSync('petShop.json');
-
-    assert.deepEqual(logged, [PETS, PETS, PETS]);
-  }),
+    assert.deepEqual(logged, [PETS, PETS]);
+  },
 );
 
-test('example 3: the then callback updates data once synchronization has started', options, () =>
-  inTemporaryDirectory(async () => {
+test(
+  'example 2: a file-persisted path serves a third client later',
+  options,
+  () =>
+    inTemporaryDirectory(async () => {
+      const logged = [];
+      const console = {log: (value) => logged.push(plain(value))};
+
+      // Server
+      const server = createWsServer(
+        new WebSocketServer({port: 0, host: LOOPBACK}),
+        (pathId) =>
+          createFilePersister(
+            createMergeableStore(),
+            pathId.replace(/[^a-zA-Z0-9]/g, '-') + '.json',
+          ),
+      );
+      const port = await portOf(server);
+
+      // Client 1
+      const clientStore1 = createMergeableStore();
+      clientStore1.setCell('pets', 'fido', 'species', 'dog');
+      const synchronizer1 = await createWsSynchronizer(
+        clientStore1,
+        new WebSocket(`ws://localhost:${port}/petShop`),
+      );
+      await synchronizer1.startSync();
+      // ...
+
+      // Client 2
+      const clientStore2 = createMergeableStore();
+      clientStore2.setCell('pets', 'felix', 'species', 'cat');
+      const synchronizer2 = await createWsSynchronizer(
+        clientStore2,
+        new WebSocket(`ws://localhost:${port}/petShop`),
+      );
+      await synchronizer2.startSync();
+      await waitFor(
+        holds(() => clientStore1.getTables(), PETS),
+        'client 1',
+      );
+      await waitFor(
+        holds(() => clientStore2.getTables(), PETS),
+        'client 2',
+      );
+      await waitFor(holds(persistedTables('petShop.json'), PETS), 'the file');
+
+      console.log(clientStore1.getTables());
+      // -> {pets: {fido: {species: 'dog'}, felix: {species: 'cat'}}}
+      console.log(clientStore2.getTables());
+      // -> {pets: {fido: {species: 'dog'}, felix: {species: 'cat'}}}
+
+      synchronizer1.destroy();
+      synchronizer2.destroy();
+      await waitFor(() => server.getPathIds().length == 0, 'the path to stop');
+
+      // Client 3 connects later
+      const clientStore3 = createMergeableStore();
+      const synchronizer3 = await createWsSynchronizer(
+        clientStore3,
+        new WebSocket(`ws://localhost:${port}/petShop`),
+      );
+      await synchronizer3.startSync();
+      await waitFor(
+        holds(() => clientStore3.getTables(), PETS),
+        'client 3',
+      );
+
+      console.log(clientStore3.getTables());
+      // -> {pets: {fido: {species: 'dog'}, felix: {species: 'cat'}}}
+
+      synchronizer3.destroy();
+      server.destroy();
+
+      // Remove file for the purposes of this demo.
+      rmSync('petShop.json');
+
+      assert.deepEqual(logged, [PETS, PETS, PETS]);
+    }),
+);
+
+test(
+  'example 3: the then callback updates data once synchronization has started',
+  options,
+  () =>
+    inTemporaryDirectory(async () => {
+      const logged = [];
+      const console = {log: (value) => logged.push(plain(value))};
+      const expected = [{pets: {fido: {species: 'dog'}}}, {pathId: 'petShop'}];
+
+      // Server
+      const server = createWsServer(
+        new WebSocketServer({port: 0, host: LOOPBACK}),
+        (pathId) => [
+          createFilePersister(
+            createMergeableStore(),
+            pathId.replace(/[^a-zA-Z0-9]/g, '-') + '.json',
+          ),
+          (store) => store.setValue('pathId', pathId),
+        ],
+      );
+      const port = await portOf(server);
+
+      const clientStore = createMergeableStore();
+      clientStore.setCell('pets', 'fido', 'species', 'dog');
+      const synchronizer = await createWsSynchronizer(
+        clientStore,
+        new WebSocket(`ws://localhost:${port}/petShop`),
+      );
+      await synchronizer.startSync();
+      await waitFor(
+        holds(() => clientStore.getContent(), expected),
+        'the client',
+      );
+
+      console.log(clientStore.getContent());
+      // -> [{pets: {fido: {species: 'dog'}}}, {"pathId": "petShop"}]
+
+      synchronizer.destroy();
+      server.destroy();
+
+      // Remove file for the purposes of this demo.
+      rmSync('petShop.json');
+
+      assert.deepEqual(logged, [expected]);
+    }),
+);
+
+test(
+  "example 4: a custom connection listener sees the client's address",
+  options,
+  async () => {
     const logged = [];
     const console = {log: (value) => logged.push(plain(value))};
-    const expected = [{pets: {fido: {species: 'dog'}}}, {pathId: 'petShop'}];
 
-    // Server
-    const server = createWsServer(
-      new WebSocketServer({port: 0, host: LOOPBACK}),
-      (pathId) => [
-        createFilePersister(
-          createMergeableStore(),
-          pathId.replace(/[^a-zA-Z0-9]/g, '-') + '.json',
-        ),
-        (store) => store.setValue('pathId', pathId),
-      ],
-    );
+    // On the server:
+    const webSocketServer = new WebSocketServer({port: 0, host: LOOPBACK});
+    webSocketServer.on('connection', (_, request) => {
+      const clientAddress = request.socket.remoteAddress;
+      if (clientAddress == '::1' || clientAddress == '::ffff:127.0.0.1') {
+        console.log('Local client connected');
+      }
+    });
+    const server = createWsServer(webSocketServer);
     const port = await portOf(server);
 
-    const clientStore = createMergeableStore();
-    clientStore.setCell('pets', 'fido', 'species', 'dog');
+    // On a client:
     const synchronizer = await createWsSynchronizer(
-      clientStore,
-      new WebSocket(`ws://localhost:${port}/petShop`),
+      createMergeableStore(),
+      new WebSocket(`ws://localhost:${port}`),
     );
-    await synchronizer.startSync();
-    await waitFor(holds(() => clientStore.getContent(), expected), 'the client');
-
-    console.log(clientStore.getContent());
-    // -> [{pets: {fido: {species: 'dog'}}}, {"pathId": "petShop"}]
+    // -> 'Local client connected'
 
     synchronizer.destroy();
     server.destroy();
 
-    // Remove file for the purposes of this demo.
-    rmSync('petShop.json');
-
-    assert.deepEqual(logged, [expected]);
-  }),
+    assert.deepEqual(logged, ['Local client connected']);
+  },
 );
-
-test("example 4: a custom connection listener sees the client's address", options, async () => {
-  const logged = [];
-  const console = {log: (value) => logged.push(plain(value))};
-
-  // On the server:
-  const webSocketServer = new WebSocketServer({port: 0, host: LOOPBACK});
-  webSocketServer.on('connection', (_, request) => {
-    const clientAddress = request.socket.remoteAddress;
-    if (clientAddress == '::1' || clientAddress == '::ffff:127.0.0.1') {
-      console.log('Local client connected');
-    }
-  });
-  const server = createWsServer(webSocketServer);
-  const port = await portOf(server);
-
-  // On a client:
-  const synchronizer = await createWsSynchronizer(
-    createMergeableStore(),
-    new WebSocket(`ws://localhost:${port}`),
-  );
-  // -> 'Local client connected'
-
-  synchronizer.destroy();
-  server.destroy();
-
-  assert.deepEqual(logged, ['Local client connected']);
-});

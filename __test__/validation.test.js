@@ -87,10 +87,10 @@ const expectNothingRelayed = async (peer) => {
 };
 
 const expectClosedAsInvalid = async (server, sender, code, message) => {
-  assert.deepEqual(
-    await withTimeout(sender.closed, 'sender to be closed'),
-    {code, reason: message},
-  );
+  assert.deepEqual(await withTimeout(sender.closed, 'sender to be closed'), {
+    code,
+    reason: message,
+  });
   await waitFor(
     () => errorMessages(server.errors).includes(message),
     `'${message}' to be reported`,
@@ -99,185 +99,260 @@ const expectClosedAsInvalid = async (server, sender, code, message) => {
   assert.ok(error instanceof Error);
 };
 
-test('each malformed payload closes only its sender with 1007 tinybase:14', options, async (t) => {
-  const server = await startServer(t);
-  const cases = [
-    ['no newline at all', '[null,1,""]'],
-    ...Object.entries(INVALID).map(([name, remainder]) => [name, `\n${remainder}`]),
-  ];
-  for (const [index, [name, sent]] of cases.entries()) {
-    await t.test(name, async (st) => {
-      const path = `invalid${index}`;
-      const peer = await openRaw(st, server, path);
-      const sender = await openRaw(st, server, path);
-      const before = server.errors.length;
-      sender.send(sent);
-      await expectClosedAsInvalid(server, sender, 1007, 'tinybase:14');
-      await waitFor(
-        () => !server.wsServer.getClientIds(path).includes(sender.id),
-        'sender to leave the path',
-      );
-      assert.equal(peer.webSocket.readyState, WebSocket.OPEN);
-      assert.deepEqual(errorMessages(server.errors.slice(before)), ['tinybase:14']);
-      await expectNothingRelayed(peer);
+test(
+  'each malformed payload closes only its sender with 1007 tinybase:14',
+  options,
+  async (t) => {
+    const server = await startServer(t);
+    const cases = [
+      ['no newline at all', '[null,1,""]'],
+      ...Object.entries(INVALID).map(([name, remainder]) => [
+        name,
+        `\n${remainder}`,
+      ]),
+    ];
+    for (const [index, [name, sent]] of cases.entries()) {
+      await t.test(name, async (st) => {
+        const path = `invalid${index}`;
+        const peer = await openRaw(st, server, path);
+        const sender = await openRaw(st, server, path);
+        const before = server.errors.length;
+        sender.send(sent);
+        await expectClosedAsInvalid(server, sender, 1007, 'tinybase:14');
+        await waitFor(
+          () => !server.wsServer.getClientIds(path).includes(sender.id),
+          'sender to leave the path',
+        );
+        assert.equal(peer.webSocket.readyState, WebSocket.OPEN);
+        assert.deepEqual(errorMessages(server.errors.slice(before)), [
+          'tinybase:14',
+        ]);
+        await expectNothingRelayed(peer);
+      });
+    }
+  },
+);
+
+test(
+  'each valid payload is relayed verbatim and its sender stays open',
+  options,
+  async (t) => {
+    const server = await startServer(t);
+    const sender = await openRaw(t, server, 'valid');
+    const peer = await openRaw(t, server, 'valid');
+    const remainders = Object.values(VALID);
+    for (const remainder of remainders) {
+      sender.send(`\n${remainder}`);
+    }
+    await waitFor(
+      () => peer.messages.length === remainders.length,
+      'all relayed',
+    );
+    assert.deepEqual(
+      peer.messages,
+      remainders.map((remainder) => `${sender.id}\n${remainder}`),
+    );
+    assert.equal(sender.webSocket.readyState, WebSocket.OPEN);
+    assert.deepEqual(server.errors, []);
+  },
+);
+
+test(
+  'an invalid client is reported once however much more it sends',
+  options,
+  async (t) => {
+    const server = await startServer(t);
+    const peer = await openRaw(t, server, 'once');
+    const sender = await openRaw(t, server, 'once');
+    sender.send('\nnot json');
+    sender.send('\nstill not json');
+    sender.send('\n[null,1,""]');
+    await expectClosedAsInvalid(server, sender, 1007, 'tinybase:14');
+    await expectNothingRelayed(peer);
+    assert.deepEqual(errorMessages(server.errors), ['tinybase:14']);
+  },
+);
+
+test(
+  'real clients keep syncing while a bad client on their path is closed',
+  options,
+  async (t) => {
+    const server = await startServer(t);
+    const [client1, client2] = await Promise.all([
+      openClient(t, server.url('mixed')),
+      openClient(t, server.url('mixed')),
+    ]);
+    client1.store.setCell('t', 'r', 'c', 1);
+    await waitForEqual(
+      () => client2.store.getTables(),
+      {t: {r: {c: 1}}},
+      'first change',
+    );
+    const bad = await openRaw(t, server, 'mixed');
+    bad.send('\n[null,2,[1,-1]]');
+    await expectClosedAsInvalid(server, bad, 1007, 'tinybase:14');
+    client2.store.setCell('t', 'r', 'c', 2);
+    await waitForEqual(
+      () => client1.store.getTables(),
+      {t: {r: {c: 2}}},
+      'second change',
+    );
+    assert.equal(server.wsServer.getClientIds('mixed').length, 2);
+    assert.deepEqual(errorMessages(server.errors), ['tinybase:14']);
+  },
+);
+
+test(
+  'an onIgnoredError that throws does not stop the close',
+  options,
+  async (t) => {
+    const server = await startServer(t, {
+      onIgnoredError: () => {
+        throw new Error('handler failure');
+      },
     });
-  }
-});
+    const sender = await openRaw(t, server, 'throwing');
+    sender.send('no newline');
+    await expectClosedAsInvalid(server, sender, 1007, 'tinybase:14');
+  },
+);
 
-test('each valid payload is relayed verbatim and its sender stays open', options, async (t) => {
-  const server = await startServer(t);
-  const sender = await openRaw(t, server, 'valid');
-  const peer = await openRaw(t, server, 'valid');
-  const remainders = Object.values(VALID);
-  for (const remainder of remainders) {
-    sender.send(`\n${remainder}`);
-  }
-  await waitFor(() => peer.messages.length === remainders.length, 'all relayed');
-  assert.deepEqual(
-    peer.messages,
-    remainders.map((remainder) => `${sender.id}\n${remainder}`),
-  );
-  assert.equal(sender.webSocket.readyState, WebSocket.OPEN);
-  assert.deepEqual(server.errors, []);
-});
+test(
+  'a binary frame is decoded as UTF-8 and relayed as text',
+  options,
+  async (t) => {
+    const server = await startServer(t);
+    const sender = await openRaw(t, server, 'binary');
+    const peer = await openRaw(t, server, 'binary');
+    sender.webSocket.send(Buffer.from('\n["bin",1,""]'), {binary: true});
+    const received = await new Promise((resolve) =>
+      peer.webSocket.once('message', (data, isBinary) =>
+        resolve([data.toString(), isBinary]),
+      ),
+    );
+    assert.deepEqual(received, [`${sender.id}\n["bin",1,""]`, false]);
+  },
+);
 
-test('an invalid client is reported once however much more it sends', options, async (t) => {
-  const server = await startServer(t);
-  const peer = await openRaw(t, server, 'once');
-  const sender = await openRaw(t, server, 'once');
-  sender.send('\nnot json');
-  sender.send('\nstill not json');
-  sender.send('\n[null,1,""]');
-  await expectClosedAsInvalid(server, sender, 1007, 'tinybase:14');
-  await expectNothingRelayed(peer);
-  assert.deepEqual(errorMessages(server.errors), ['tinybase:14']);
-});
+test(
+  'a text frame of invalid UTF-8 is closed with 1007 and its error reported',
+  options,
+  async (t) => {
+    const server = await startServer(t);
+    const sender = await openRaw(t, server, 'utf8');
+    sender.webSocket.send(Buffer.from([0x0a, 0xff, 0xfe]), {binary: false});
+    const {code} = await withTimeout(sender.closed, 'sender to be closed');
+    assert.equal(code, 1007);
+    await waitFor(
+      () => server.errors.length === 1,
+      'the socket error to be reported',
+    );
+    assert.equal(server.errors[0].code, 'WS_ERR_INVALID_UTF8');
+    await waitFor(
+      () => server.wsServer.getClientIds('utf8').length === 0,
+      'sender to leave the path',
+    );
+  },
+);
 
-test('real clients keep syncing while a bad client on their path is closed', options, async (t) => {
-  const server = await startServer(t);
-  const [client1, client2] = await Promise.all([
-    openClient(t, server.url('mixed')),
-    openClient(t, server.url('mixed')),
-  ]);
-  client1.store.setCell('t', 'r', 'c', 1);
-  await waitForEqual(() => client2.store.getTables(), {t: {r: {c: 1}}}, 'first change');
-  const bad = await openRaw(t, server, 'mixed');
-  bad.send('\n[null,2,[1,-1]]');
-  await expectClosedAsInvalid(server, bad, 1007, 'tinybase:14');
-  client2.store.setCell('t', 'r', 'c', 2);
-  await waitForEqual(() => client1.store.getTables(), {t: {r: {c: 2}}}, 'second change');
-  assert.equal(server.wsServer.getClientIds('mixed').length, 2);
-  assert.deepEqual(errorMessages(server.errors), ['tinybase:14']);
-});
+test(
+  'a payload of exactly 16 MiB is size-checked as allowed',
+  options,
+  async (t) => {
+    const server = await startServer(t);
+    const sender = await openRaw(t, server, 'exact');
+    // Allowed by size, so the failure is the content: 1007, not 1013.
+    sender.send(`\n${'x'.repeat(MAX_PAYLOAD - 1)}`);
+    await expectClosedAsInvalid(server, sender, 1007, 'tinybase:14');
+  },
+);
 
-test('an onIgnoredError that throws does not stop the close', options, async (t) => {
-  const server = await startServer(t, {
-    onIgnoredError: () => {
-      throw new Error('handler failure');
-    },
-  });
-  const sender = await openRaw(t, server, 'throwing');
-  sender.send('no newline');
-  await expectClosedAsInvalid(server, sender, 1007, 'tinybase:14');
-});
+test(
+  'a payload over 16 MiB closes with 1013 tinybase:15:socket',
+  options,
+  async (t) => {
+    const server = await startServer(t);
+    const peer = await openRaw(t, server, 'oversize');
+    const sender = await openRaw(t, server, 'oversize');
+    sender.send(`\n${'x'.repeat(MAX_PAYLOAD)}`);
+    await expectClosedAsInvalid(server, sender, 1013, 'tinybase:15:socket');
+    await expectNothingRelayed(peer);
+    assert.deepEqual(errorMessages(server.errors), ['tinybase:15:socket']);
+  },
+);
 
-test('a binary frame is decoded as UTF-8 and relayed as text', options, async (t) => {
-  const server = await startServer(t);
-  const sender = await openRaw(t, server, 'binary');
-  const peer = await openRaw(t, server, 'binary');
-  sender.webSocket.send(Buffer.from('\n["bin",1,""]'), {binary: true});
-  const received = await new Promise((resolve) =>
-    peer.webSocket.once('message', (data, isBinary) =>
-      resolve([data.toString(), isBinary]),
-    ),
-  );
-  assert.deepEqual(received, [`${sender.id}\n["bin",1,""]`, false]);
-});
+test(
+  'the 16 MiB limit counts UTF-8 bytes, not characters',
+  options,
+  async (t) => {
+    const server = await startServer(t);
+    const sender = await openRaw(t, server, 'bytes');
+    // 8 Mi two-byte characters plus the newline: one byte over.
+    sender.send(`\n${'é'.repeat(MAX_PAYLOAD / 2)}`);
+    await expectClosedAsInvalid(server, sender, 1013, 'tinybase:15:socket');
+  },
+);
 
-test('a text frame of invalid UTF-8 is closed with 1007 and its error reported', options, async (t) => {
-  const server = await startServer(t);
-  const sender = await openRaw(t, server, 'utf8');
-  sender.webSocket.send(Buffer.from([0x0a, 0xff, 0xfe]), {binary: false});
-  const {code} = await withTimeout(sender.closed, 'sender to be closed');
-  assert.equal(code, 1007);
-  await waitFor(() => server.errors.length === 1, 'the socket error to be reported');
-  assert.equal(server.errors[0].code, 'WS_ERR_INVALID_UTF8');
-  await waitFor(
-    () => server.wsServer.getClientIds('utf8').length === 0,
-    'sender to leave the path',
-  );
-});
+test(
+  'an oversize payload shaped like a fragment closes with tinybase:15:fragments',
+  options,
+  async (t) => {
+    const server = await startServer(t);
+    const sender = await openRaw(t, server, 'bigfragment');
+    sender.send(`\n${MESSAGE_ID}\n0\n2\n${'x'.repeat(MAX_PAYLOAD)}`);
+    await expectClosedAsInvalid(server, sender, 1013, 'tinybase:15:fragments');
+  },
+);
 
-test('a payload of exactly 16 MiB is size-checked as allowed', options, async (t) => {
-  const server = await startServer(t);
-  const sender = await openRaw(t, server, 'exact');
-  // Allowed by size, so the failure is the content: 1007, not 1013.
-  sender.send(`\n${'x'.repeat(MAX_PAYLOAD - 1)}`);
-  await expectClosedAsInvalid(server, sender, 1007, 'tinybase:14');
-});
+test(
+  'pending fragments adding up to over 16 MiB close with tinybase:15:fragments',
+  options,
+  async (t) => {
+    const server = await startServer(t);
+    const sender = await openRaw(t, server, 'manyfragments');
+    const half = 'x'.repeat(MAX_PAYLOAD / 2);
+    sender.send(`\nFirst-Message-Id\n0\n2\n${half}`);
+    sender.send(`\nOther-Message-Id\n0\n2\n${half}`);
+    await expectClosedAsInvalid(server, sender, 1013, 'tinybase:15:fragments');
+  },
+);
 
-test('a payload over 16 MiB closes with 1013 tinybase:15:socket', options, async (t) => {
-  const server = await startServer(t);
-  const peer = await openRaw(t, server, 'oversize');
-  const sender = await openRaw(t, server, 'oversize');
-  sender.send(`\n${'x'.repeat(MAX_PAYLOAD)}`);
-  await expectClosedAsInvalid(server, sender, 1013, 'tinybase:15:socket');
-  await expectNothingRelayed(peer);
-  assert.deepEqual(errorMessages(server.errors), ['tinybase:15:socket']);
-});
+test(
+  'a fragment total of 1000 is accepted and 1001 closes with tinybase:15:fragments',
+  options,
+  async (t) => {
+    const server = await startServer(t);
+    const accepted = await openRaw(t, server, 'total');
+    accepted.send(`\n${MESSAGE_ID}\n0\n1000\nx`);
+    await expectNothingRelayed(accepted);
 
-test('the 16 MiB limit counts UTF-8 bytes, not characters', options, async (t) => {
-  const server = await startServer(t);
-  const sender = await openRaw(t, server, 'bytes');
-  // 8 Mi two-byte characters plus the newline: one byte over.
-  sender.send(`\n${'é'.repeat(MAX_PAYLOAD / 2)}`);
-  await expectClosedAsInvalid(server, sender, 1013, 'tinybase:15:socket');
-});
+    const refused = await openRaw(t, server, 'total');
+    refused.send(`\n${MESSAGE_ID}\n0\n1001\nx`);
+    await expectClosedAsInvalid(server, refused, 1013, 'tinybase:15:fragments');
+    assert.equal(accepted.webSocket.readyState, WebSocket.OPEN);
+  },
+);
 
-test('an oversize payload shaped like a fragment closes with tinybase:15:fragments', options, async (t) => {
-  const server = await startServer(t);
-  const sender = await openRaw(t, server, 'bigfragment');
-  sender.send(`\n${MESSAGE_ID}\n0\n2\n${'x'.repeat(MAX_PAYLOAD)}`);
-  await expectClosedAsInvalid(server, sender, 1013, 'tinybase:15:fragments');
-});
+test(
+  '100 pending fragment groups are accepted and one more closes with tinybase:15:fragments',
+  options,
+  async (t) => {
+    const server = await startServer(t, {requestTimeoutSeconds: 600});
+    const sender = await openRaw(t, server, 'groups');
+    const groupId = (index) => `Group-${String(index).padStart(10, '0')}`;
+    const firstHalf = (index) => `\n${groupId(index)}\n0\n2\n[null,1,`;
+    for (let index = 0; index < 100; index++) {
+      sender.send(firstHalf(index));
+    }
+    await expectNothingRelayed(sender);
 
-test('pending fragments adding up to over 16 MiB close with tinybase:15:fragments', options, async (t) => {
-  const server = await startServer(t);
-  const sender = await openRaw(t, server, 'manyfragments');
-  const half = 'x'.repeat(MAX_PAYLOAD / 2);
-  sender.send(`\nFirst-Message-Id\n0\n2\n${half}`);
-  sender.send(`\nOther-Message-Id\n0\n2\n${half}`);
-  await expectClosedAsInvalid(server, sender, 1013, 'tinybase:15:fragments');
-});
+    // Completing a group frees its slot for a new one.
+    sender.send(`\n${groupId(0)}\n1\n2\n""]`);
+    sender.send(firstHalf(100));
+    sender.messages.length = 0;
+    await expectNothingRelayed(sender);
 
-test('a fragment total of 1000 is accepted and 1001 closes with tinybase:15:fragments', options, async (t) => {
-  const server = await startServer(t);
-  const accepted = await openRaw(t, server, 'total');
-  accepted.send(`\n${MESSAGE_ID}\n0\n1000\nx`);
-  await expectNothingRelayed(accepted);
-
-  const refused = await openRaw(t, server, 'total');
-  refused.send(`\n${MESSAGE_ID}\n0\n1001\nx`);
-  await expectClosedAsInvalid(server, refused, 1013, 'tinybase:15:fragments');
-  assert.equal(accepted.webSocket.readyState, WebSocket.OPEN);
-});
-
-test('100 pending fragment groups are accepted and one more closes with tinybase:15:fragments', options, async (t) => {
-  const server = await startServer(t, {requestTimeoutSeconds: 600});
-  const sender = await openRaw(t, server, 'groups');
-  const groupId = (index) => `Group-${String(index).padStart(10, '0')}`;
-  const firstHalf = (index) => `\n${groupId(index)}\n0\n2\n[null,1,`;
-  for (let index = 0; index < 100; index++) {
-    sender.send(firstHalf(index));
-  }
-  await expectNothingRelayed(sender);
-
-  // Completing a group frees its slot for a new one.
-  sender.send(`\n${groupId(0)}\n1\n2\n""]`);
-  sender.send(firstHalf(100));
-  sender.messages.length = 0;
-  await expectNothingRelayed(sender);
-
-  sender.send(firstHalf(101));
-  await expectClosedAsInvalid(server, sender, 1013, 'tinybase:15:fragments');
-});
+    sender.send(firstHalf(101));
+    await expectClosedAsInvalid(server, sender, 1013, 'tinybase:15:fragments');
+  },
+);

@@ -72,7 +72,10 @@ export const plain = (value) =>
 export const waitForEqual = async (get, expected, what = 'value') => {
   let last;
   try {
-    await waitFor(() => isDeepStrictEqual((last = plain(get())), expected), what);
+    await waitFor(
+      () => isDeepStrictEqual((last = plain(get())), expected),
+      what,
+    );
   } catch (error) {
     error.message += `; last seen ${JSON.stringify(last)}, expected ${JSON.stringify(expected)}`;
     throw error;
@@ -301,7 +304,8 @@ export const openRawMultiplex = async (t, server, basePath = '') => {
     raw.messages
       .filter((message) => message.startsWith(`M\n${channelId}\n`))
       .map((message) => parse(message.slice(channelId.length + 3)));
-  const pathOf = (channelId) => (basePath ? `${basePath}/${channelId}` : channelId);
+  const pathOf = (channelId) =>
+    basePath ? `${basePath}/${channelId}` : channelId;
   return {
     ...raw,
     get id() {
