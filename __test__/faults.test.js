@@ -384,27 +384,31 @@ test(
 // child process says its messages arrived; the bound only keeps a broken relay from hanging.
 const BLOCK_BOUND_MS = 30_000;
 
-// A path ids listener for 'blocker' that holds the JS thread (as a listener doing slow work
-// would) when the path changes by `change`, until the child process of `relayWhileBlocked`
-// reports through a file, which it can check without the event loop, whether the messages of
-// its clients on another path arrived in the meantime. Returns how the block ended.
+// Holds the JS thread (as a listener doing slow work would) until the child process of
+// `relayWhileBlocked` reports through a file, which it can check without the event loop, whether
+// the messages of its clients on another path arrived in the meantime. `outcome.endedBy` says
+// how the hold ended.
+const holdUntilChildReports = (dir, outcome) => {
+  writeFileSync(join(dir, 'blocked'), '');
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  const deadline = Date.now() + BLOCK_BOUND_MS;
+  while (!existsSync(join(dir, 'done')) && Date.now() < deadline) {
+    // Holds this thread without spinning a core the plane's threads need.
+    Atomics.wait(pause, 0, 0, 5);
+  }
+  outcome.endedBy = existsSync(join(dir, 'done'))
+    ? 'the child'
+    : 'the deadline';
+  writeFileSync(join(dir, 'released'), '');
+};
+
+// A path ids listener that holds the JS thread when path 'blocker' changes by `change`.
 const blockOn = (server, dir, change) => {
   const outcome = {endedBy: undefined};
   server.wsServer.addPathIdsListener((_, pathId, pathChange) => {
-    if (pathId !== 'blocker' || pathChange !== change) {
-      return;
+    if (pathId === 'blocker' && pathChange === change) {
+      holdUntilChildReports(dir, outcome);
     }
-    writeFileSync(join(dir, 'blocked'), '');
-    const pause = new Int32Array(new SharedArrayBuffer(4));
-    const deadline = Date.now() + BLOCK_BOUND_MS;
-    while (!existsSync(join(dir, 'done')) && Date.now() < deadline) {
-      // Holds this thread without spinning a core the plane's threads need.
-      Atomics.wait(pause, 0, 0, 5);
-    }
-    outcome.endedBy = existsSync(join(dir, 'done'))
-      ? 'the child'
-      : 'the deadline';
-    writeFileSync(join(dir, 'released'), '');
   });
   return outcome;
 };
@@ -466,21 +470,36 @@ test(
 
 test(
   'while a listener blocks the JS thread on a joining client, other paths keep relaying natively',
-  {
-    ...options,
-    skip: nativeOnly,
-    // index.js onConnection lowers the join barrier (native.joined(), Hub::joining in
-    // src/hub.rs) only in its `finally`, after register() has applied the join's events, so
-    // the path and client listeners of a joining client run while Hub::plane_input defers
-    // every native message of every path.
-    todo: nativeOnly
-      ? false
-      : "native relaying of every path waits while a joining client's listeners run",
-  },
+  {...options, skip: nativeOnly},
   async (t) => {
     const server = await startServer(t);
     const dir = tempDir(t);
     const outcome = blockOn(server, dir, 1);
+    assert.deepEqual(
+      await relayWhileBlocked(t, server, dir, 'join'),
+      RELAYED_WHILE_BLOCKED,
+    );
+    assert.equal(outcome.endedBy, 'the child');
+    await assertRelays(t, server, 'healthy');
+    assert.deepEqual(reported(server.errors), []);
+  },
+);
+
+test(
+  "while a user's 'connection' listener blocks the JS thread, other paths keep relaying natively",
+  {...options, skip: nativeOnly},
+  async (t) => {
+    const dir = tempDir(t);
+    const outcome = {endedBy: undefined};
+    // Added before createWsServer, so it runs before the server has registered the connection.
+    const server = await startServer(t, {
+      beforeCreate: (webSocketServer) =>
+        webSocketServer.on('connection', (_, request) => {
+          if (request.url === '/blocker') {
+            holdUntilChildReports(dir, outcome);
+          }
+        }),
+    });
     assert.deepEqual(
       await relayWhileBlocked(t, server, dir, 'join'),
       RELAYED_WHILE_BLOCKED,
