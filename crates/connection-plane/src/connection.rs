@@ -19,7 +19,7 @@ pub(crate) enum Command {
 /// State the handle and the task share.
 #[derive(Default)]
 pub(crate) struct Shared {
-    /// Payload bytes queued or handed to tungstenite but not yet accepted by the kernel: what ws
+    /// Payload bytes queued or on the connection's wire but not yet accepted by the kernel: what ws
     /// calls `bufferedAmount`, and what TinyBase's backpressure rule is checked against.
     pub(crate) backlog: AtomicUsize,
     /// Terminating must not wait behind queued frames, so it bypasses the queue.
@@ -86,7 +86,7 @@ impl Connection {
         self.shared.terminate.notify_one();
     }
 
-    /// Bytes queued or written to tungstenite but not yet taken by the kernel.
+    /// Bytes queued or on the connection's wire but not yet taken by the kernel.
     pub fn buffered_amount(&self) -> usize {
         self.shared.backlog.load(Ordering::Acquire)
     }
