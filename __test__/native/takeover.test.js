@@ -122,6 +122,64 @@ test(
 );
 
 test(
+  'trap 1: 50 clients × 200 messages pipelined with the upgrade request arrive once each, in order',
+  options,
+  async (t) => {
+    const PATHS = 10;
+    const SENDERS_PER_PATH = 5;
+    const MESSAGES = 200;
+    const server = await startNative(t);
+    const receivers = [];
+    for (let index = 0; index < PATHS; index++) {
+      const receiver = await openWs(t, server.url(`pipelined${index}`));
+      await joined(server, `pipelined${index}`, receiver.key);
+      receivers.push(receiver);
+    }
+    // Every sender writes its upgrade request and all its messages in one write, all senders at
+    // once: the server reads messages before it has answered, while others are joining.
+    const frames = [
+      ...Array.from({length: MESSAGES}, (_, message) =>
+        clientFrame(OPCODES.text, hashesRequest(`m${message}`)),
+      ),
+      clientFrame(OPCODES.text, hashesRequest('end')),
+    ];
+    const senders = await Promise.all(
+      Array.from({length: PATHS * SENDERS_PER_PATH}, async (_, index) => {
+        const path = `pipelined${index % PATHS}`;
+        const client = await openTcp(t, server.port, path, {after: frames});
+        return {path, key: client.key};
+      }),
+    );
+    for (const [index, receiver] of receivers.entries()) {
+      await waitFor(
+        () =>
+          receiver.messages.filter((message) => requestIdOf(message) === 'end')
+            .length === SENDERS_PER_PATH,
+        `every sender's end marker at receiver ${index}`,
+      );
+    }
+    const expected = [
+      ...Array.from({length: MESSAGES}, (_, message) => `m${message}`),
+      'end',
+    ];
+    for (const [index, receiver] of receivers.entries()) {
+      const mine = senders.filter(({path}) => path === `pipelined${index}`);
+      assert.equal(receiver.messages.length, mine.length * expected.length);
+      for (const sender of mine) {
+        assert.deepEqual(
+          receiver.messages
+            .filter((message) => senderOf(message) === sender.key)
+            .map(requestIdOf),
+          expected,
+          `${sender.key} at receiver ${index}`,
+        );
+      }
+    }
+    assert.deepEqual(server.errors, []);
+  },
+);
+
+test(
   'trap 2: ws no longer listens on the socket, so Node letting go of it does not close the WebSocket',
   options,
   async (t) => {
