@@ -146,6 +146,7 @@ export const createWsServer = (
       facade?.closed(code, text);
     },
     message: ({conn, text}) => conns.get(conn)?.facade?.message(text),
+    pong: ({conn, text}) => conns.get(conn)?.facade?.pong(text),
     socketError: ({conn, text, errorCode, rangeError}) =>
       conns.get(conn)?.facade?.error(text, errorCode, rangeError),
   };

@@ -264,6 +264,17 @@ impl NativeServer {
             .unwrap_or(false)
     }
 
+    /// Sends a binary frame on a native socket (its facade's `send` of binary data). False if it
+    /// is gone or over the backlog limit.
+    #[napi(catch_unwind)]
+    pub fn send_native_binary(&self, conn: i64, data: Buffer) -> bool {
+        self.hub
+            .native(conn_id(conn), |connection| {
+                connection.send_binary(data.to_vec().into()).is_ok()
+            })
+            .unwrap_or(false)
+    }
+
     /// Starts the close handshake on a native socket; without a `code`, with a Close that has no
     /// status. False when `code` may not be sent, for the facade to throw as ws's `close()` does.
     #[napi(catch_unwind)]
@@ -282,6 +293,18 @@ impl NativeServer {
                 connection.close(code, &reason).is_ok()
             })
             .unwrap_or(true)
+    }
+
+    /// Pings a native socket (its facade's `ping()`); a `pong` event answers.
+    #[napi(catch_unwind)]
+    pub fn ping_native(&self, conn: i64, data: Buffer) {
+        self.hub.ping(conn_id(conn), data.to_vec());
+    }
+
+    /// Stops or restarts reading a native socket (its facade's `pause()` and `resume()`).
+    #[napi(catch_unwind)]
+    pub fn set_paused(&self, conn: i64, paused: bool) {
+        self.hub.set_user_paused(conn_id(conn), paused);
     }
 
     /// Drops a native socket at once.
@@ -433,6 +456,11 @@ impl From<Event> for HubEvent {
                 code: Some(code.into()),
                 text: Some(reason),
                 ..HubEvent::new("closed")
+            },
+            Event::Pong { conn, data } => HubEvent {
+                conn: Some(conn.0 as i64),
+                text: Some(data),
+                ..HubEvent::new("pong")
             },
             Event::Message { conn, data } => HubEvent {
                 conn: Some(conn.0 as i64),

@@ -39,4 +39,6 @@ pub enum Event {
     Message { conn: ConnId, data: String },
     /// A native socket's peer sent a frame ws would reject: its facade emits ws's `'error'`.
     SocketError { conn: ConnId, error: FrameError },
+    /// A native socket answered a ping its facade sent.
+    Pong { conn: ConnId, data: String },
 }

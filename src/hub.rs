@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use connection_plane::{Connection, FrameError, Inbound, Plane};
 use sync_core::protocol::error::{Overflow, SyncError};
+use sync_core::protocol::limits::{MAX_PAYLOAD_BYTES, MAX_QUEUED_MESSAGES};
 use sync_core::router::{Backpressure, ConnId, Outbox, PathKey, Payload, Router, Stats};
 use tokio::sync::Notify;
 
@@ -36,6 +37,33 @@ struct State {
     joining: HashMap<String, usize>,
     /// Each with the path it waits for: `None` waits until no connection is joining.
     deferred: VecDeque<(Option<String>, PlaneInput<'static>)>,
+    /// Server-client messages waiting for the JS thread since it last took its events.
+    js_backlog: JsBacklog,
+    /// Native sockets not read while the JS backlog is full; read again once JS catches up.
+    held_back: HashSet<ConnId>,
+    /// Native sockets whose facade was paused by user code; only its resume reads them again.
+    user_paused: HashSet<ConnId>,
+    /// Pings facades sent that no pong has answered yet: only those pongs reach JS, not the
+    /// heartbeat's.
+    pings: HashMap<ConnId, usize>,
+}
+
+/// What waits for the JS thread's server clients. When JS falls behind the relay, the sockets
+/// feeding it stop being read (TCP then pushes back on their clients) instead of the queue
+/// growing without bound.
+#[derive(Default)]
+struct JsBacklog {
+    messages: usize,
+    bytes: usize,
+}
+
+impl JsBacklog {
+    const MAX_MESSAGES: usize = MAX_QUEUED_MESSAGES;
+    const MAX_BYTES: usize = MAX_PAYLOAD_BYTES;
+
+    fn is_full(&self) -> bool {
+        self.messages >= Self::MAX_MESSAGES || self.bytes >= Self::MAX_BYTES
+    }
 }
 
 impl State {
@@ -136,6 +164,7 @@ struct Effects<'a> {
     conns: &'a mut HashMap<ConnId, Conn>,
     mirrored: &'a mut HashSet<ConnId>,
     events: &'a mut Vec<Event>,
+    js_backlog: &'a mut JsBacklog,
 }
 
 impl Outbox for Effects<'_> {
@@ -203,6 +232,8 @@ impl Outbox for Effects<'_> {
     }
 
     fn to_server(&mut self, path: PathKey, payload: &str) {
+        self.js_backlog.messages += 1;
+        self.js_backlog.bytes += payload.len();
         self.events.push(Event::ToServer {
             path,
             payload: payload.to_owned(),
@@ -232,6 +263,10 @@ impl Hub {
                 armed: None,
                 joining: HashMap::new(),
                 deferred: VecDeque::new(),
+                js_backlog: JsBacklog::default(),
+                held_back: HashSet::new(),
+                user_paused: HashSet::new(),
+                pings: HashMap::new(),
             }),
             plane: Mutex::new(None),
             wake,
@@ -250,6 +285,7 @@ impl Hub {
                 conns: &mut state.conns,
                 mirrored: &mut state.mirrored,
                 events: &mut state.events,
+                js_backlog: &mut state.js_backlog,
             },
         );
         let next = state.router.next_deadline();
@@ -263,14 +299,20 @@ impl Hub {
     fn on_js_thread(&self, action: impl FnOnce(&mut Router, &mut Effects)) -> Vec<Event> {
         let mut state = lock(&self.state);
         self.act(&mut state, action);
-        std::mem::take(&mut state.events)
+        take_events(&mut state)
     }
 
     /// A call from a plane thread: JS is woken if this queued the first event.
     fn off_js_thread(&self, action: impl FnOnce(&mut Router, &mut Effects)) {
+        self.off_js_thread_with(|state| self.act(state, action));
+    }
+
+    /// A plane-thread change to the hub's own state that may queue events: JS is woken if it
+    /// queued the first.
+    fn off_js_thread_with(&self, change: impl FnOnce(&mut State)) {
         let mut state = lock(&self.state);
         let was_empty = state.events.is_empty();
-        self.act(&mut state, action);
+        change(&mut state);
         let wake = was_empty && !state.events.is_empty();
         drop(state);
         if wake {
@@ -280,18 +322,25 @@ impl Hub {
 
     /// Input from a native socket, routed now or, while a connection is joining, once it has.
     fn plane_input(&self, input: PlaneInput) {
-        let mut state = lock(&self.state);
-        if let Some(path_id) = state.must_wait(input.conn()) {
-            state.deferred.push_back((path_id, input.into_owned()));
-            return;
-        }
-        let was_empty = state.events.is_empty();
-        self.act(&mut state, |router, effects| input.apply(router, effects));
-        let wake = was_empty && !state.events.is_empty();
-        drop(state);
-        if wake {
-            (self.wake)();
-        }
+        self.off_js_thread_with(|state| {
+            let conn = input.conn();
+            if let Some(path_id) = state.must_wait(conn) {
+                state.deferred.push_back((path_id, input.into_owned()));
+                return;
+            }
+            self.act(state, |router, effects| input.apply(router, effects));
+            match state.conns.get(&conn) {
+                Some(Conn::Native(connection)) if state.js_backlog.is_full() => {
+                    connection.pause_reading();
+                    state.held_back.insert(conn);
+                }
+                Some(_) => {}
+                None => {
+                    state.user_paused.remove(&conn);
+                    state.pings.remove(&conn);
+                }
+            }
+        });
     }
 
     /// `ws` is about to write a 101 for `path_id`: plane input that could reach that path waits
@@ -321,7 +370,7 @@ impl Hub {
                 self.act(&mut state, |router, effects| input.apply(router, effects));
             }
         }
-        std::mem::take(&mut state.events)
+        take_events(&mut state)
     }
 
     /// Takes over an upgraded socket. The lock is held across the takeover so the plane cannot
@@ -410,7 +459,33 @@ impl Hub {
 
     /// Events queued by the plane threads since JS last looked.
     pub fn drain(&self) -> Vec<Event> {
-        std::mem::take(&mut lock(&self.state).events)
+        take_events(&mut lock(&self.state))
+    }
+
+    /// Pings a native socket for its facade; the pong comes back as an event.
+    pub fn ping(&self, conn: ConnId, data: Vec<u8>) {
+        let mut state = lock(&self.state);
+        if let Some(Conn::Native(connection)) = state.conns.get(&conn) {
+            connection.ping(data);
+            *state.pings.entry(conn).or_default() += 1;
+        }
+    }
+
+    /// Pauses or resumes reading a native socket for its facade's `pause()` and `resume()`.
+    pub fn set_user_paused(&self, conn: ConnId, paused: bool) {
+        let mut state = lock(&self.state);
+        let Some(Conn::Native(connection)) = state.conns.get(&conn) else {
+            return;
+        };
+        if paused {
+            connection.pause_reading();
+            state.user_paused.insert(conn);
+        } else {
+            if !state.held_back.contains(&conn) {
+                connection.resume_reading();
+            }
+            state.user_paused.remove(&conn);
+        }
     }
 
     /// Runs `action` on a native connection, if it is still open.
@@ -477,6 +552,22 @@ impl Inbound for Hub {
         self.plane_input(PlaneInput::SocketError { conn, error });
     }
 
+    fn pong(&self, conn: ConnId, data: &[u8]) {
+        self.off_js_thread_with(|state| {
+            let Some(pending) = state.pings.get_mut(&conn) else {
+                return;
+            };
+            *pending -= 1;
+            if *pending == 0 {
+                state.pings.remove(&conn);
+            }
+            state.events.push(Event::Pong {
+                conn,
+                data: String::from_utf8_lossy(data).into_owned(),
+            });
+        });
+    }
+
     fn closed(&self, conn: ConnId, code: u16, reason: &str) {
         self.plane_input(PlaneInput::Closed {
             conn,
@@ -484,6 +575,20 @@ impl Inbound for Hub {
             reason: Cow::Borrowed(reason),
         });
     }
+}
+
+/// Hands the queued events to JS, which works through them before it next asks: the backlog they
+/// made is gone, and the sockets held back for it are read again.
+fn take_events(state: &mut State) -> Vec<Event> {
+    state.js_backlog = JsBacklog::default();
+    for conn in std::mem::take(&mut state.held_back) {
+        if let Some(Conn::Native(connection)) = state.conns.get(&conn) {
+            if !state.user_paused.contains(&conn) {
+                connection.resume_reading();
+            }
+        }
+    }
+    std::mem::take(&mut state.events)
 }
 
 /// Sleeps until the router's next deadline (fragment groups, startup holds) and expires what is

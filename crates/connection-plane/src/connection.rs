@@ -1,19 +1,24 @@
 //! The hub's handle on one connection: a queue into the connection's task and the backlog it keeps.
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use sync_core::protocol::limits::MAX_PAYLOAD_BYTES;
 use sync_core::router::{Backpressure, Payload};
 use tokio::sync::{mpsc, Notify};
+use tokio_tungstenite::tungstenite::Bytes;
 
 use crate::NO_STATUS;
 
 /// What the hub asks of a connection's task, in the order it must happen.
 pub(crate) enum Command {
     Frame(Payload),
+    Binary(Bytes),
     Close(u16, String),
+    /// Wakes the task to read again after [`Connection::resume_reading`].
+    Resume,
+    Ping(Vec<u8>),
 }
 
 /// State the handle and the task share.
@@ -24,6 +29,9 @@ pub(crate) struct Shared {
     pub(crate) backlog: AtomicUsize,
     /// Terminating must not wait behind queued frames, so it bypasses the queue.
     pub(crate) terminate: Notify,
+    /// While set, the task reads nothing more from the peer: its data waits in the kernel, and
+    /// TCP flow control pushes back on the peer.
+    pub(crate) paused: AtomicBool,
 }
 
 impl Shared {
@@ -50,7 +58,15 @@ impl Connection {
     /// (queued + unflushed bytes) would exceed 16 MiB (TinyBase's MAX_WEBSOCKET_BUFFER_SIZE);
     /// the router then closes it with 1013. A send to a connection that has ended is dropped.
     pub fn send(&self, payload: Payload) -> Result<(), Backpressure> {
-        let len = payload.len();
+        self.queue(payload.len(), Command::Frame(payload))
+    }
+
+    /// Queues a binary frame, under the same limits as [`Connection::send`].
+    pub fn send_binary(&self, data: Bytes) -> Result<(), Backpressure> {
+        self.queue(data.len(), Command::Binary(data))
+    }
+
+    fn queue(&self, len: usize, frame: Command) -> Result<(), Backpressure> {
         if len > MAX_PAYLOAD_BYTES {
             return Err(Backpressure);
         }
@@ -61,7 +77,7 @@ impl Connection {
                 (total <= MAX_PAYLOAD_BYTES).then_some(total)
             })
             .map_err(|_| Backpressure)?;
-        if self.commands.send(Command::Frame(payload)).is_err() {
+        if self.commands.send(frame).is_err() {
             self.shared.release(len);
         }
         Ok(())
@@ -84,6 +100,27 @@ impl Connection {
     /// reported `closed` with 1006.
     pub fn terminate(&self) {
         self.shared.terminate.notify_one();
+    }
+
+    /// Sends a ping after the frames queued before it; the peer's pong reaches
+    /// [`crate::Inbound::pong`].
+    pub fn ping(&self, data: Vec<u8>) {
+        // An ended connection has no one left to answer.
+        let _ = self.commands.send(Command::Ping(data));
+    }
+
+    /// Stops reading from the peer until [`Connection::resume_reading`]; what is already read is
+    /// still delivered, and writing goes on.
+    pub fn pause_reading(&self) {
+        self.shared.paused.store(true, Ordering::Release);
+    }
+
+    /// Reads from the peer again after [`Connection::pause_reading`].
+    pub fn resume_reading(&self) {
+        if self.shared.paused.swap(false, Ordering::AcqRel) {
+            // An ended connection has nothing left to read.
+            let _ = self.commands.send(Command::Resume);
+        }
     }
 
     /// Bytes queued or on the connection's wire but not yet taken by the kernel.

@@ -46,6 +46,10 @@ pub trait Inbound: Send + Sync + 'static {
     /// error as ws's WebSocket emits it. Nothing more is delivered from the connection, and it
     /// ends as `closed` 1006, as ws never reads the peer's Close after such an error.
     fn frame_error(&self, conn: ConnId, error: FrameError);
+    /// A pong arrived: the answer to [`Connection::ping`] or to the plane's own heartbeat.
+    fn pong(&self, conn: ConnId, data: &[u8]) {
+        let _ = (conn, data);
+    }
     /// The connection ended (either side, or heartbeat loss). code 1005 when the close frame had
     /// none, 1006 when the socket ended without a close frame. Called exactly once per connection.
     fn closed(&self, conn: ConnId, code: u16, reason: &str);

@@ -10,6 +10,7 @@
 use std::future::{poll_fn, Future};
 use std::panic::AssertUnwindSafe;
 use std::pin::{pin, Pin};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -220,8 +221,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if self.poll_write(cx).is_err() {
             return Poll::Ready(Wake::WriteFailed);
         }
-        if let Poll::Ready(read) = Pin::new(&mut self.ws).poll_next(cx) {
-            return Poll::Ready(Wake::Read(read));
+        // A paused connection is woken by the Resume command its queue receives.
+        if !self.shared.paused.load(Ordering::Acquire) {
+            if let Poll::Ready(read) = Pin::new(&mut self.ws).poll_next(cx) {
+                return Poll::Ready(Wake::Read(read));
+            }
         }
         if let Some(beat) = beat {
             if beat.poll_due(cx).is_ready() {
@@ -236,7 +240,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         while let Poll::Ready(Some(command)) = self.queue.poll_recv(cx) {
             match command {
                 Command::Frame(payload) => self.ws.get_mut().queue_text(&payload),
+                Command::Binary(data) => self.ws.get_mut().queue_binary(&data),
                 Command::Close(code, reason) => return Some(Wake::Close(code, reason)),
+                Command::Resume => {}
+                Command::Ping(data) => {
+                    let ping = Message::Ping(Bytes::from(data));
+                    if Pin::new(&mut self.ws).start_send(ping).is_err() {
+                        return Some(Wake::WriteFailed);
+                    }
+                }
             }
         }
         None
@@ -284,7 +296,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Message::Binary(data) => self
                 .inbound
                 .message(self.conn, &String::from_utf8_lossy(&data)),
-            Message::Close(_) | Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+            Message::Pong(data) => self.inbound.pong(self.conn, &data),
+            Message::Close(_) | Message::Ping(_) | Message::Frame(_) => {}
         }
     }
 
@@ -292,8 +305,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     fn stop_queue(&mut self) {
         self.queue.close();
         while let Ok(command) = self.queue.try_recv() {
-            if let Command::Frame(payload) = command {
-                self.shared.release(payload.len());
+            match command {
+                Command::Frame(payload) => self.shared.release(payload.len()),
+                Command::Binary(data) => self.shared.release(data.len()),
+                Command::Close(..) | Command::Resume | Command::Ping(_) => {}
             }
         }
     }

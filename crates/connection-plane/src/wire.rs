@@ -31,6 +31,9 @@ const GATHER_CAPACITY: usize = GATHER_CHUNK + GATHER_PAYLOAD + 16;
 const IDLE_CAPACITY: usize = GATHER_PAYLOAD;
 /// Slices handed to one vectored write.
 const MAX_SLICES: usize = 64;
+/// First header byte of a whole text or binary message: FIN and the opcode.
+const TEXT: u8 = 0x81;
+const BINARY: u8 = 0x82;
 
 /// Bytes queued whole, and the payload bytes of the frames that end in them.
 struct Chunk {
@@ -89,9 +92,18 @@ impl<S> Wire<S> {
 
     /// Queues an unmasked, final text frame carrying `payload`.
     pub(crate) fn queue_text(&mut self, payload: &Payload) {
+        self.queue_message(TEXT, payload.bytes());
+    }
+
+    pub(crate) fn queue_binary(&mut self, data: &Bytes) {
+        self.queue_message(BINARY, data);
+    }
+
+    /// Queues one unfragmented data frame: FIN and the opcode, then the length in the fewest
+    /// bytes that hold it, then the payload.
+    fn queue_message(&mut self, fin_and_opcode: u8, payload: &Bytes) {
         let len = payload.len();
-        // FIN and the text opcode, then the length in the fewest bytes that hold it.
-        self.gather.push(0x81);
+        self.gather.push(fin_and_opcode);
         match len {
             0..=125 => self.gather.push(len as u8),
             126..=0xFFFF => {
@@ -104,7 +116,7 @@ impl<S> Wire<S> {
             }
         }
         if len <= GATHER_PAYLOAD {
-            self.gather.extend_from_slice(payload.bytes());
+            self.gather.extend_from_slice(payload);
             self.gathered += len;
             if self.gather.len() >= GATHER_CHUNK {
                 self.close_gather();
@@ -112,7 +124,7 @@ impl<S> Wire<S> {
         } else {
             self.close_gather();
             self.chunks.push_back(Chunk {
-                bytes: ChunkBytes::Shared(payload.bytes().clone()),
+                bytes: ChunkBytes::Shared(payload.clone()),
                 payload: len,
             });
         }

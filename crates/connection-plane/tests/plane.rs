@@ -730,3 +730,35 @@ async fn adopting_something_that_is_not_an_fd_fails() {
     assert!(plane.adopt(ConnId(15), -1, Vec::new(), inbound).is_err());
     plane.shutdown();
 }
+
+#[tokio::test]
+async fn a_paused_connection_reads_nothing_until_resumed_and_loses_nothing() {
+    let plane = plane();
+    let server = Server::bind().await;
+    let (inbound, mut events) = recorder();
+    let (mut client, upgraded) = server.connect().await;
+    let conn = upgraded.adopt(&plane, ConnId(1), inbound);
+
+    conn.pause_reading();
+    for i in 0..20 {
+        client.send(text(&format!("held-{i:02}"))).await.unwrap();
+    }
+    // Writing goes on while paused: once the reply is through, the task has run past the sends.
+    conn.send(Payload::from("still writing".to_owned())).unwrap();
+    assert_eq!(client.next().await.unwrap().unwrap(), text("still writing"));
+    assert_eq!(events.so_far(), vec![]);
+
+    conn.resume_reading();
+    for i in 0..20 {
+        assert_eq!(
+            events.next().await,
+            Event::Message(ConnId(1), format!("held-{i:02}"))
+        );
+    }
+    client.close(None).await.unwrap();
+    assert_eq!(
+        events.next().await,
+        Event::Closed(ConnId(1), 1005, String::new())
+    );
+    plane.shutdown();
+}
