@@ -15,6 +15,7 @@ const JOIN = Symbol('join');
 const MULTIPLEX_PROTOCOL = 'tinybase';
 const MAX_PAYLOAD_BYTES = 16777216;
 const OVERFLOW_CLOSE_CODE = 1013;
+const EVENTS_PER_TURN = 64;
 const DEFAULT_HEARTBEAT_SECONDS = 30;
 const DEFAULT_HEARTBEAT_MISSES = 2;
 
@@ -86,8 +87,23 @@ export const createWsServer = (
       heartbeatIntervalMs: heartbeatSeconds * 1000,
       heartbeatMisses,
     },
-    () => apply(native.drain()),
+    () => drainInTurns(),
   );
+
+  // Native events are taken a turn at a time, each its own task, so timers and I/O run between
+  // turns however much the relay queues for JS.
+  let turnScheduled = false;
+  const drainInTurns = () => {
+    const events = native.drain(EVENTS_PER_TURN);
+    apply(events);
+    if (events.length == EVENTS_PER_TURN && !turnScheduled) {
+      turnScheduled = true;
+      setImmediate(() => {
+        turnScheduled = false;
+        drainInTurns();
+      });
+    }
+  };
 
   const serverClients = createServerClients({
     native,

@@ -72,7 +72,6 @@ pub struct NativeServer {
     /// Referenced (keeping Node alive) exactly while native sockets are open, as open `ws`
     /// sockets would.
     wake: Arc<Mutex<Wake>>,
-    open_native: u32,
     cleanup: Option<CleanupEnvHook<Arc<Hub>>>,
 }
 
@@ -120,7 +119,6 @@ impl NativeServer {
         Ok(NativeServer {
             hub,
             wake,
-            open_native: 0,
             cleanup: Some(cleanup),
         })
     }
@@ -235,20 +233,14 @@ impl NativeServer {
         to_js(self.hub.stop_all())
     }
 
-    /// Events queued by the native plane since the last call.
+    /// Up to `max` of the events queued by the native plane since the last call, oldest first.
     #[napi(catch_unwind)]
-    pub fn drain(&mut self, env: Env) -> Result<Vec<HubEvent>> {
-        let events = self.hub.drain();
-        let closed = events
-            .iter()
-            .filter(|event| matches!(event, Event::Closed { .. }))
-            .count() as u32;
-        if closed > 0 {
-            self.open_native = self.open_native.saturating_sub(closed);
-            if self.open_native == 0 {
-                #[allow(deprecated)] // napi 3 has no other way to unref a live function
-                lock_wake(&self.wake).unref(&env)?;
-            }
+    pub fn drain(&self, env: Env, max: u32) -> Result<Vec<HubEvent>> {
+        let events = self.hub.drain(max as usize);
+        // Every close is followed by a wake, and so by a call here, whoever took its event.
+        if !self.hub.has_open_native() {
+            #[allow(deprecated)] // napi 3 has no other way to unref a live function
+            lock_wake(&self.wake).unref(&env)?;
         }
         Ok(to_js(events))
     }
@@ -360,13 +352,9 @@ impl NativeServer {
 }
 
 impl NativeServer {
-    fn native_opened(&mut self, env: &Env) -> Result<()> {
-        self.open_native += 1;
-        if self.open_native == 1 {
-            #[allow(deprecated)] // napi 3 has no other way to ref a live function
-            lock_wake(&self.wake).refer(env)?;
-        }
-        Ok(())
+    fn native_opened(&self, env: &Env) -> Result<()> {
+        #[allow(deprecated)] // napi 3 has no other way to ref a live function
+        lock_wake(&self.wake).refer(env)
     }
 }
 

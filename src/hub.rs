@@ -4,12 +4,13 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
 use connection_plane::{Connection, FrameError, Inbound, Plane};
 use sync_core::protocol::error::{Overflow, SyncError};
-use sync_core::protocol::limits::{MAX_PAYLOAD_BYTES, MAX_QUEUED_MESSAGES};
+use sync_core::protocol::limits::MAX_PAYLOAD_BYTES;
 use sync_core::router::{Backpressure, ConnId, Outbox, PathKey, Payload, Router, Stats};
 use tokio::sync::Notify;
 
@@ -58,11 +59,24 @@ struct JsBacklog {
 }
 
 impl JsBacklog {
-    const MAX_MESSAGES: usize = MAX_QUEUED_MESSAGES;
+    // A few turns of JS work: enough to keep it busy, little enough to bound memory and latency.
+    const MAX_MESSAGES: usize = 256;
     const MAX_BYTES: usize = MAX_PAYLOAD_BYTES;
 
     fn is_full(&self) -> bool {
         self.messages >= Self::MAX_MESSAGES || self.bytes >= Self::MAX_BYTES
+    }
+
+    /// The backlog still queued in `events`.
+    fn of(events: &[Event]) -> JsBacklog {
+        let mut backlog = JsBacklog::default();
+        for event in events {
+            if let Event::ToServer { payload, .. } = event {
+                backlog.messages += 1;
+                backlog.bytes += payload.len();
+            }
+        }
+        backlog
     }
 }
 
@@ -249,6 +263,8 @@ pub struct Hub {
     wake: Box<dyn Fn() + Send + Sync>,
     /// Re-arms the expiry timer when an earlier deadline appears.
     timer: Arc<Notify>,
+    /// Native sockets not yet reported closed: while there are any, Node must stay alive.
+    open_native: AtomicUsize,
 }
 
 impl Hub {
@@ -271,6 +287,7 @@ impl Hub {
             plane: Mutex::new(None),
             wake,
             timer: timer.clone(),
+            open_native: AtomicUsize::new(0),
         });
         plane.spawn(expire_when_due(Arc::downgrade(&hub), timer));
         *lock(&hub.plane) = Some(plane);
@@ -395,6 +412,7 @@ impl Hub {
             self.on_js_thread(
                 |router, effects| match plane.adopt(conn, fd, head, inbound) {
                     Ok(connection) => {
+                        self.open_native.fetch_add(1, Ordering::AcqRel);
                         effects.conns.insert(conn, Conn::Native(connection));
                         router.open(conn, path_id, client_id, multiplexed, effects);
                     }
@@ -457,9 +475,25 @@ impl Hub {
         self.on_js_thread(|router, effects| router.stop_all(effects))
     }
 
-    /// Events queued by the plane threads since JS last looked.
-    pub fn drain(&self) -> Vec<Event> {
-        take_events(&mut lock(&self.state))
+    /// Whether any native socket is still open.
+    pub fn has_open_native(&self) -> bool {
+        self.open_native.load(Ordering::Acquire) > 0
+    }
+
+    /// Up to `max` of the events queued by the plane threads, oldest first: JS takes them in
+    /// turns, so a burst never holds its event loop for long.
+    pub fn drain(&self, max: usize) -> Vec<Event> {
+        let mut state = lock(&self.state);
+        if state.events.len() <= max {
+            return take_events(&mut state);
+        }
+        let rest = state.events.split_off(max);
+        let taken = std::mem::replace(&mut state.events, rest);
+        state.js_backlog = JsBacklog::of(&state.events);
+        if !state.js_backlog.is_full() {
+            resume_held_back(&mut state);
+        }
+        taken
     }
 
     /// Pings a native socket for its facade; the pong comes back as an event.
@@ -569,6 +603,7 @@ impl Inbound for Hub {
     }
 
     fn closed(&self, conn: ConnId, code: u16, reason: &str) {
+        self.open_native.fetch_sub(1, Ordering::AcqRel);
         self.plane_input(PlaneInput::Closed {
             conn,
             code,
@@ -581,6 +616,11 @@ impl Inbound for Hub {
 /// made is gone, and the sockets held back for it are read again.
 fn take_events(state: &mut State) -> Vec<Event> {
     state.js_backlog = JsBacklog::default();
+    resume_held_back(state);
+    std::mem::take(&mut state.events)
+}
+
+fn resume_held_back(state: &mut State) {
     for conn in std::mem::take(&mut state.held_back) {
         if let Some(Conn::Native(connection)) = state.conns.get(&conn) {
             if !state.user_paused.contains(&conn) {
@@ -588,7 +628,6 @@ fn take_events(state: &mut State) -> Vec<Event> {
             }
         }
     }
-    std::mem::take(&mut state.events)
 }
 
 /// Sleeps until the router's next deadline (fragment groups, startup holds) and expires what is
