@@ -48,7 +48,9 @@ export const createWsServer = (
   // conn -> {webSocket, facade} for taken-over sockets, {webSocket} for JS-plane ones
   const conns = new Map();
   const webSockets = new Set();
-  const removers = [];
+  const serverRemovers = [];
+  // webSocket -> what removes the listeners added to it, dropped once it closes
+  const socketRemovers = new Map();
 
   const handleError = (error) => {
     try {
@@ -168,8 +170,20 @@ export const createWsServer = (
   };
   const handleEvent = (event) => handlers[event.kind](event);
 
-  const addWebSocketListener = (webSocket, event, listener) =>
+  const addWebSocketListener = (webSocket, event, listener) => {
+    let removers = socketRemovers.get(webSocket);
+    if (removers === undefined) {
+      removers = [];
+      socketRemovers.set(webSocket, removers);
+    }
     removers.push(listen(webSocket, event, listener));
+  };
+  const removeWebSocketListeners = (webSocket) => {
+    for (const remove of socketRemovers.get(webSocket) ?? []) {
+      remove();
+    }
+    socketRemovers.delete(webSocket);
+  };
 
   const openNative = (webSocket, conn, fd, pathId, clientId, multiplexed) => {
     const head = detach(webSocket);
@@ -228,9 +242,10 @@ export const createWsServer = (
   const register = (webSocket, request) => {
     webSockets.add(webSocket);
     addWebSocketListener(webSocket, 'error', handleError);
-    addWebSocketListener(webSocket, 'close', () =>
-      webSockets.delete(webSocket),
-    );
+    addWebSocketListener(webSocket, 'close', () => {
+      webSockets.delete(webSocket);
+      removeWebSocketListeners(webSocket);
+    });
     if (destroying) {
       webSocket.close();
       return;
@@ -250,8 +265,8 @@ export const createWsServer = (
     }
   };
 
-  removers.push(listen(webSocketServer, 'error', handleError));
-  removers.push(listen(webSocketServer, 'headers', onHeaders));
+  serverRemovers.push(listen(webSocketServer, 'error', handleError));
+  serverRemovers.push(listen(webSocketServer, 'headers', onHeaders));
   const removeConnectionListener = listen(
     webSocketServer,
     'connection',
@@ -304,8 +319,11 @@ export const createWsServer = (
       const stopped = await Promise.allSettled(pathStops);
       const serverFailure = await serverClosing;
       await serverClients.settled();
-      for (const remove of removers) {
+      for (const remove of serverRemovers) {
         remove();
+      }
+      for (const webSocket of [...socketRemovers.keys()]) {
+        removeWebSocketListeners(webSocket);
       }
       conns.clear();
       webSockets.clear();
