@@ -37,11 +37,11 @@ const tempDir = (t) => {
 
 // Runs a fixture in a child process of its own, with the environment (and so the server under
 // test) of this one. The child is killed if the test ends first.
-const runFixture = (t, name, args = []) => {
+const runFixture = (t, name, args = [], nodeOptions = []) => {
   const path = fileURLToPath(
     new URL(`fixtures/faults/${name}`, import.meta.url),
   );
-  const child = spawn(process.execPath, [path, ...args], {
+  const child = spawn(process.execPath, [...nodeOptions, path, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -273,5 +273,33 @@ test(
       key: seen.key,
       errors: [],
     });
+  },
+);
+
+test(
+  'connections that closed are released while the server keeps running',
+  {
+    ...options,
+    // index.js: addWebSocketListener pushes a remover (a closure over the socket) for every
+    // listener it adds to a connection into the server-wide `removers` array, which only
+    // destroy() runs and nothing ever empties, so each WebSocket ever accepted stays reachable
+    // (about 4.5 KB of heap a connection; the soak's heap grows by ~10 MiB in 90 s).
+    todo:
+      implementation === 'native'
+        ? 'every closed WebSocket stays reachable through `removers` in index.js'
+        : false,
+  },
+  async (t) => {
+    const {code, signal, stdout, stderr} = await runFixture(
+      t,
+      'exit-release.js',
+      [],
+      ['--expose-gc'],
+    ).exit();
+    assert.deepEqual(
+      {code, signal, stderr},
+      {code: 0, signal: null, stderr: ''},
+    );
+    assert.deepEqual(JSON.parse(stdout), {connections: 300, alive: 0});
   },
 );

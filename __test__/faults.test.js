@@ -380,6 +380,41 @@ test(
   },
 );
 
+test(
+  'a client whose invalid message is followed by a frame that is not UTF-8 still gets its 1007',
+  {
+    ...options,
+    // crates/connection-plane/src/session.rs, Session::finish: a read error while the close
+    // handshake runs (here the invalid UTF-8 frames sent after the invalid message) ends the
+    // loop and the socket is dropped with the rest of the peer's frames unread, so the kernel
+    // resets the connection and the peer loses the Close it had not read yet (ws reports 1006).
+    // Session::abandon drains the socket for exactly this reason; finish does not.
+    todo:
+      implementation === 'native'
+        ? 'the connection is reset instead, when the Close is still unread (1006)'
+        : false,
+  },
+  async (t) => {
+    const server = await startServer(t);
+    // Each attempt loses the race only most of the time: a few make the failure certain.
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const raw = await openRaw(t, server, `malformed-${attempt}`);
+      raw.send('not a sync message');
+      for (let frame = 0; frame < 10; frame++) {
+        raw.webSocket.send(Buffer.from([0x0a, 0x5b, 0xff, 0xfe, 0x5d]), {
+          binary: false,
+        });
+      }
+      assert.deepEqual(
+        await withTimeout(raw.closed, `attempt ${attempt}'s close`),
+        {code: 1007, reason: 'tinybase:14'},
+        `attempt ${attempt}`,
+      );
+    }
+    await assertRelays(t, server, 'healthy');
+  },
+);
+
 // How long a blocking listener holds the JS thread at most. It normally lets go as soon as the
 // child process says its messages arrived; the bound only keeps a broken relay from hanging.
 const BLOCK_BOUND_MS = 30_000;
