@@ -1,7 +1,8 @@
 // The four examples of TinyBase's reference page for createWsServer, kept as
 // written apart from what running them here needs:
-// - createWsServer comes from the implementation under test, WebSocket from
-//   ws (Node 20 has no global one);
+// - createWsServer comes from the implementation under test; the first three
+//   examples use the global WebSocket where Node has one (22 and later), ws's
+//   on Node 20, and the fourth imports ws's as written;
 // - the server listens on a free port of the loopback interface, read back
 //   right after creating it, instead of on 8047;
 // - each '// ...' (time passing, in the page) waits until the page's next
@@ -15,7 +16,7 @@ import {join} from 'node:path';
 import {afterEach, test} from 'node:test';
 import {isDeepStrictEqual} from 'node:util';
 import {once} from 'node:events';
-import {WebSocket, WebSocketServer} from 'ws';
+import {WebSocket as WsWebSocket, WebSocketServer} from 'ws';
 import {createMergeableStore} from 'tinybase';
 import {createFilePersister} from 'tinybase/persisters/persister-file';
 import {createWsSynchronizer as createWsSynchronizerOfTinyBase} from 'tinybase/synchronizers/synchronizer-ws-client';
@@ -31,6 +32,7 @@ const options = {timeout: TEST_TIMEOUT_MS};
 
 // IPv4 loopback seen through an IPv6 socket, as the fourth example expects of
 // a local client ('::ffff:127.0.0.1'), without listening beyond loopback.
+const WebSocket = globalThis.WebSocket ?? WsWebSocket;
 const LOOPBACK = '::ffff:127.0.0.1';
 
 // Whatever an example opens is closed after it, even when it fails midway.
@@ -291,7 +293,7 @@ test(
     // On a client:
     const synchronizer = await createWsSynchronizer(
       createMergeableStore(),
-      new WebSocket(`ws://localhost:${port}`),
+      new WsWebSocket(`ws://localhost:${port}`),
     );
     // -> 'Local client connected'
 
