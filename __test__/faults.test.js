@@ -382,18 +382,9 @@ test(
 
 test(
   'a client whose invalid message is followed by a frame that is not UTF-8 still gets its 1007',
-  {
-    ...options,
-    // crates/connection-plane/src/session.rs, Session::finish: a read error while the close
-    // handshake runs (here the invalid UTF-8 frames sent after the invalid message) ends the
-    // loop and the socket is dropped with the rest of the peer's frames unread, so the kernel
-    // resets the connection and the peer loses the Close it had not read yet (ws reports 1006).
-    // Session::abandon drains the socket for exactly this reason; finish does not.
-    todo:
-      implementation === 'native'
-        ? 'the connection is reset instead, when the Close is still unread (1006)'
-        : false,
-  },
+  // A socket dropped with the peer's frames unread would be reset, and the peer would lose the
+  // Close it had not read yet (1006).
+  options,
   async (t) => {
     const server = await startServer(t);
     // Each attempt loses the race only most of the time: a few make the failure certain.

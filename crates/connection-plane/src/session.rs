@@ -327,6 +327,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     async fn finish(&mut self, mut terminate: Pin<&mut Notified<'_>>) -> Option<(u16, String)> {
         let mut deadline = pin!(tokio::time::sleep(self.plane.close_timeout));
         let mut reply = None;
+        let mut rejected = false;
         loop {
             let read = poll_fn(|cx| {
                 if terminate.as_mut().poll(cx).is_ready() || deadline.as_mut().poll(cx).is_ready() {
@@ -346,6 +347,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                         // Our Close is on its way already: ws has nothing more to send either.
                         self.inbound.frame_error(self.conn, error);
                     }
+                    rejected = true;
                     break;
                 }
                 None => break,
@@ -360,6 +362,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             self.poll_flush(cx).map(drop)
         })
         .await;
+        if rejected {
+            // What the peer sent after the bad frame is still unread: dropping the socket now
+            // would reset it, and the peer could lose our Close with it.
+            tokio::select! {
+                () = discard_until_hangup(self.ws.get_mut()) => {}
+                () = deadline => {}
+                () = terminate => {}
+            }
+        }
         reply
     }
 
@@ -369,21 +380,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     async fn abandon(&mut self, code: u16, reason: &str, terminate: Pin<&mut Notified<'_>>) {
         let ws = &mut self.ws;
         let drain = async move {
-            if ws.send(close_message(code, reason)).await.is_err() {
-                return;
+            if ws.send(close_message(code, reason)).await.is_ok() {
+                discard_until_hangup(ws.get_mut()).await;
             }
-            let socket = ws.get_mut();
-            if socket.shutdown().await.is_err() {
-                return;
-            }
-            let mut scrap = vec![0; 16 * 1024];
-            while let Ok(1..) = socket.read(&mut scrap).await {}
         };
         tokio::select! {
             () = drain => {}
             () = tokio::time::sleep(self.plane.close_timeout) => {}
             () = terminate => {}
         }
+    }
+}
+
+/// Ends our side and reads until the peer hangs up: closing with unread data would reset the
+/// connection, and the peer could lose our Close along with it.
+async fn discard_until_hangup(socket: &mut (impl AsyncRead + AsyncWrite + Unpin)) {
+    if socket.shutdown().await.is_ok() {
+        let mut scrap = vec![0; 16 * 1024];
+        while let Ok(1..) = socket.read(&mut scrap).await {}
     }
 }
 
