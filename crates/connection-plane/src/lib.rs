@@ -91,7 +91,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            read_buffer_size: 16 * 1024,
+            read_buffer_size: 4 * 1024,
             max_message_size: 2 * sync_core::protocol::limits::MAX_PAYLOAD_BYTES,
             heartbeat: None,
             close_timeout: Duration::from_secs(30),
