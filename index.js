@@ -5,6 +5,7 @@
 import {createRequire} from 'node:module';
 import {becomeFacade} from './lib/facade.js';
 import {createListeners} from './lib/listeners.js';
+import {createPaths} from './lib/paths.js';
 import {createServerClients} from './lib/server-client.js';
 import {detach, release, takeoverFd} from './lib/takeover.js';
 
@@ -61,6 +62,7 @@ export const createWsServer = (
   };
 
   const listeners = createListeners(() => wsServer, handleError);
+  const paths = createPaths();
 
   // Events are applied strictly in the order the hub produced them, even when applying one (a
   // listener, a persister) leads to more.
@@ -109,6 +111,7 @@ export const createWsServer = (
 
   const serverClients = createServerClients({
     native,
+    getClientIds: paths.getClientIds,
     apply,
     createPersisterForPath,
     handleError,
@@ -136,10 +139,14 @@ export const createWsServer = (
   };
 
   const handlers = {
-    clientIds: ({pathId, clientId, change}) =>
-      listeners.callClientIdsListeners(pathId, clientId, change),
-    pathIds: ({pathId, change}) =>
-      listeners.callPathIdsListeners(pathId, change),
+    clientIds: ({pathId, clientId, change}) => {
+      paths.changeClient(pathId, clientId, change);
+      listeners.callClientIdsListeners(pathId, clientId, change);
+    },
+    pathIds: ({pathId, change}) => {
+      paths.changePath(pathId, change);
+      listeners.callPathIdsListeners(pathId, change);
+    },
     startPath: ({path, pathId}) => serverClients.start(path, pathId),
     stopPath: ({path}) => {
       const stopping = serverClients.stop(path);
@@ -231,11 +238,14 @@ export const createWsServer = (
     }
   };
 
+  // Input held while the client joined is routed once every 'connection' listener has run, so
+  // listeners added after ours see its messages and its close, as with ws.
   const onConnection = (webSocket, request) => {
     try {
       register(webSocket, request);
     } finally {
-      endJoin(request?.[JOIN]);
+      const join = request?.[JOIN];
+      process.nextTick(() => endJoin(join));
     }
   };
 
@@ -339,9 +349,8 @@ export const createWsServer = (
 
   const wsServer = Object.freeze({
     getWebSocketServer: () => webSocketServer,
-    getPathIds: () => native.pathIds(),
-    getClientIds: (pathId) =>
-      typeof pathId == 'string' ? native.clientIds(pathId) : [],
+    getPathIds: paths.getPathIds,
+    getClientIds: paths.getClientIds,
     addPathIdsListener: (listener) => listeners.addPathIdsListener(listener),
     addClientIdsListener: (pathId, listener) =>
       listeners.addClientIdsListener(pathId, listener),
@@ -349,10 +358,7 @@ export const createWsServer = (
       listeners.delListener(listenerId);
       return wsServer;
     },
-    getStats: () => {
-      const {paths, clients} = native.stats();
-      return {paths, clients};
-    },
+    getStats: paths.getStats,
     destroy,
   });
   return wsServer;

@@ -37,6 +37,7 @@ const noop = () => {};
 
 export const createServerClients = ({
   native,
+  getClientIds,
   apply,
   createPersisterForPath,
   handleError,
@@ -96,9 +97,14 @@ export const createServerClients = ({
           apply(native.pathReady(key, hasServerClient));
         }
       } catch (error) {
-        handleError(error);
+        // As in TinyBase, every client waiting on the path leaves it, then hears of the failure.
+        let waiting = 1;
         if (!entry.stopRequested) {
+          waiting = Math.max(1, getClientIds(pathId).length);
           apply(native.pathFailed(key));
+        }
+        for (let report = 0; report < waiting; report++) {
+          handleError(error);
         }
       }
     })();

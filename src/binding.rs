@@ -57,12 +57,6 @@ pub struct Accepted {
     pub multiplexed: bool,
 }
 
-#[napi(object)]
-pub struct ServerStats {
-    pub paths: u32,
-    pub clients: u32,
-}
-
 type Wake = ThreadsafeFunction<(), (), (), Status, false, true>;
 
 /// The native half of one `createWsServer`.
@@ -318,25 +312,6 @@ impl NativeServer {
     #[napi(catch_unwind)]
     pub fn set_mirrored(&self, conn: i64, mirrored: bool) {
         self.hub.set_mirrored(conn_id(conn), mirrored);
-    }
-
-    #[napi(catch_unwind)]
-    pub fn path_ids(&self) -> Vec<String> {
-        self.hub.path_ids()
-    }
-
-    #[napi(catch_unwind)]
-    pub fn client_ids(&self, path_id: String) -> Vec<String> {
-        self.hub.client_ids(&path_id)
-    }
-
-    #[napi(catch_unwind)]
-    pub fn stats(&self) -> ServerStats {
-        let stats = self.hub.stats();
-        ServerStats {
-            paths: u32::try_from(stats.paths).unwrap_or(u32::MAX),
-            clients: u32::try_from(stats.clients).unwrap_or(u32::MAX),
-        }
     }
 
     /// Stops the native plane; every native socket still open is dropped. Idempotent.

@@ -11,7 +11,7 @@ use std::time::Instant;
 use connection_plane::{Connection, FrameError, Inbound, Plane};
 use sync_core::protocol::error::{Overflow, SyncError};
 use sync_core::protocol::limits::MAX_PAYLOAD_BYTES;
-use sync_core::router::{Backpressure, ConnId, Outbox, PathKey, Payload, Router, Stats};
+use sync_core::router::{Backpressure, ConnId, Outbox, PathKey, Payload, Router};
 use tokio::sync::Notify;
 
 use crate::event::Event;
@@ -538,18 +538,6 @@ impl Hub {
         } else {
             state.mirrored.remove(&conn);
         }
-    }
-
-    pub fn path_ids(&self) -> Vec<String> {
-        lock(&self.state).router.path_ids()
-    }
-
-    pub fn client_ids(&self, path_id: &str) -> Vec<String> {
-        lock(&self.state).router.client_ids(path_id)
-    }
-
-    pub fn stats(&self) -> Stats {
-        lock(&self.state).router.stats()
     }
 
     /// Stops the plane: its sockets are dropped and its threads end. Idempotent.

@@ -887,22 +887,17 @@ const pipelinedJoin = async (t, {deflate, frames}) => {
   return {server, receiver, client, seen, changes};
 };
 
-const PIPELINED_TODO =
-  'index.js applies the plane input held back while a connection joins (native.joined(), from ' +
-  "onConnection's finally) synchronously inside createWsServer's own 'connection' listener, so " +
-  "the facade emits 'close' (and skips mirroring) before later 'connection' listeners run";
-
 const bothPlanes = [
-  ['ws, in JS', true, false],
-  ['native', false, PIPELINED_TODO],
+  ['ws, in JS', true],
+  ['native', false],
 ];
 
 test(
   'a message pipelined with the upgrade reaches a message listener added by a later connection listener',
   options,
   async (t) => {
-    for (const [plane, deflate, todo] of bothPlanes) {
-      await t.test(plane, {todo}, async (st) => {
+    for (const [plane, deflate] of bothPlanes) {
+      await t.test(plane, async (st) => {
         const {receiver, seen} = await pipelinedJoin(st, {
           deflate,
           frames: [clientFrame(OPCODES.text, hashesRequest('pipelined'))],
@@ -925,8 +920,8 @@ test(
   'a Close pipelined with the upgrade reaches a close listener added by a later connection listener',
   options,
   async (t) => {
-    for (const [plane, deflate, todo] of bothPlanes) {
-      await t.test(plane, {todo}, async (st) => {
+    for (const [plane, deflate] of bothPlanes) {
+      await t.test(plane, async (st) => {
         const {seen, changes} = await pipelinedJoin(st, {
           deflate,
           frames: [
