@@ -744,7 +744,8 @@ async fn a_paused_connection_reads_nothing_until_resumed_and_loses_nothing() {
         client.send(text(&format!("held-{i:02}"))).await.unwrap();
     }
     // Writing goes on while paused: once the reply is through, the task has run past the sends.
-    conn.send(Payload::from("still writing".to_owned())).unwrap();
+    conn.send(Payload::from("still writing".to_owned()))
+        .unwrap();
     assert_eq!(client.next().await.unwrap().unwrap(), text("still writing"));
     assert_eq!(events.so_far(), vec![]);
 
