@@ -19,6 +19,7 @@ import {setTimeout as delay} from 'node:timers/promises';
 import {WebSocket} from 'ws';
 import {createMergeableStore} from 'tinybase';
 import {createWsSynchronizer} from 'tinybase/synchronizers/synchronizer-ws-client';
+import {canonical} from './canonical.js';
 
 const config = JSON.parse(process.argv[2]);
 const {
@@ -427,17 +428,6 @@ const handlers = {
     return {...stats, syncSends, syncReceives};
   },
 };
-
-const canonical = (value) =>
-  Array.isArray(value)
-    ? value.map(canonical)
-    : value !== null && typeof value == 'object'
-      ? Object.fromEntries(
-          Object.keys(value)
-            .sort()
-            .map((key) => [key, canonical(value[key])]),
-        )
-      : value;
 
 process.on('message', async ({id, type}) => {
   try {

@@ -25,6 +25,7 @@ import {dirname, join} from 'node:path';
 import {setTimeout as delay} from 'node:timers/promises';
 import {fileURLToPath} from 'node:url';
 import {createMergeableStore} from 'tinybase';
+import {canonical} from './canonical.js';
 
 const SOAK = dirname(fileURLToPath(import.meta.url));
 const MAIN_SECONDS = Number(process.env.SOAK_SECONDS ?? 90);
@@ -459,17 +460,6 @@ const main = async () => {
   }
   return failures.length == 0 ? 0 : 1;
 };
-
-const canonical = (value) =>
-  Array.isArray(value)
-    ? value.map(canonical)
-    : value !== null && typeof value == 'object'
-      ? Object.fromEntries(
-          Object.keys(value)
-            .sort()
-            .map((key) => [key, canonical(value[key])]),
-        )
-      : value;
 
 const watchdog = setTimeout(() => {
   console.log(`FAIL: the soak ran past ${WHOLE_RUN_MS / 1000} s`);

@@ -11,6 +11,7 @@ import {join} from 'node:path';
 import {WebSocketServer} from 'ws';
 import {createMergeableStore} from 'tinybase';
 import {createFilePersister} from 'tinybase/persisters/persister-file';
+import {canonical} from './canonical.js';
 
 const [dir] = process.argv.slice(2);
 // This package unless told otherwise: SOAK_SERVER_MODULE can name another implementation of the
@@ -60,18 +61,6 @@ wsServer.addPathIdsListener((_, pathId, change) => {
     stores.delete(pathId);
   }
 });
-
-// A store's content, independent of key order, for comparing across processes.
-const canonical = (value) =>
-  Array.isArray(value)
-    ? value.map(canonical)
-    : value !== null && typeof value == 'object'
-      ? Object.fromEntries(
-          Object.keys(value)
-            .sort()
-            .map((key) => [key, canonical(value[key])]),
-        )
-      : value;
 
 const handlers = {
   stats: () => ({...wsServer.getStats(), errors, firstOtherErrors}),
