@@ -114,7 +114,7 @@ export const SCENARIOS = [
     shape: '500 paths × 2 clients, 5,000 msg/s offered in total',
     mode: 'paths',
     persist: false,
-    servers: ['reference', 'native'],
+    servers: ['reference', 'native', 'relay'],
     args: (plan) => ['--paths', '500', '--rate', '5000', ...timing(plan)],
     chart: P99,
     metrics: [P50, P99, DELIVERED, SERVER_CPU, EVENT_LOOP_DELAY, PEAK_RSS],
@@ -126,7 +126,7 @@ export const SCENARIOS = [
       '2,000 connections at once over 200 paths, each greets and is answered',
     mode: 'storm',
     persist: false,
-    servers: ['reference', 'native'],
+    servers: ['reference', 'native', 'relay'],
     args: (plan) => [
       '--connections',
       '2000',
@@ -152,7 +152,7 @@ export const SCENARIOS = [
       '1 path × 4 clients, 256 KiB ContentDiff bodies, ≤2 in flight per sender',
     mode: 'large',
     persist: false,
-    servers: ['reference', 'native'],
+    servers: ['reference', 'native', 'relay'],
     args: (plan) => [
       '--clients',
       '4',
