@@ -6,6 +6,8 @@
 //! due into one write per wake-up. Nothing here touches N-API, so all of it runs under `cargo test`.
 
 mod connection;
+#[cfg(unix)]
+mod fd_table;
 mod frame_error;
 mod plane;
 mod session;
@@ -84,6 +86,9 @@ pub struct Settings {
     /// the runtime's threads to stop.
     pub shutdown_grace: Duration,
     pub worker_threads: usize,
+    /// How many file descriptors the process's fd table is grown to hold when the plane starts
+    /// (capped by the open-files limit), so that taking sockets over never waits on its growth.
+    pub reserved_fds: usize,
     /// Name of the runtime's threads, so they can be told apart in a profile or a thread list.
     pub thread_name: String,
 }
@@ -97,6 +102,7 @@ impl Default for Settings {
             close_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(1),
             worker_threads: 2,
+            reserved_fds: 65_536,
             thread_name: "tinybase-ws-plane".to_owned(),
         }
     }

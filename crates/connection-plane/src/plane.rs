@@ -167,6 +167,8 @@ impl Plane {
                 "heartbeat interval must not be zero",
             ));
         }
+        #[cfg(unix)]
+        crate::fd_table::reserve(settings.reserved_fds);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(settings.worker_threads.max(1))
             .thread_name(settings.thread_name.clone())
@@ -183,6 +185,10 @@ impl Plane {
     /// Takes over an upgraded socket. The fd is duplicated (close-on-exec), so the caller keeps
     /// its own fd and closes it when it likes; `head` holds the bytes already read from the
     /// socket past the upgrade request, replayed before anything read from now on.
+    ///
+    /// Only the duplicate is made on the calling thread: registering the socket with the
+    /// runtime's reactor happens in the connection's task, off the (JS) thread that adopts. A
+    /// socket the reactor refuses ends as a connection closed with 1006.
     #[cfg(unix)]
     pub fn adopt(
         &self,
@@ -200,12 +206,6 @@ impl Plane {
         // it is only borrowed long enough to duplicate it (with F_DUPFD_CLOEXEC).
         let owned = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()?;
         let socket = std::net::TcpStream::from(owned);
-        socket.set_nonblocking(true)?;
-        let runtime = self.runtime();
-        let stream = {
-            let _runtime = runtime.enter();
-            tokio::net::TcpStream::from_std(socket)?
-        };
 
         let (commands, queue) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::default());
@@ -215,7 +215,15 @@ impl Plane {
             shared: shared.clone(),
             plane: self.state.clone(),
         };
-        runtime.spawn(session::run(stream, head, link));
+        self.runtime().spawn(async move {
+            let stream = socket
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpStream::from_std(socket));
+            // On an error the link is dropped here, and its lifeline reports the close.
+            if let Ok(stream) = stream {
+                session::run(stream, head, link).await;
+            }
+        });
         Ok(Connection::new(commands, shared))
     }
 
