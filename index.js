@@ -3,7 +3,13 @@
 // per-path server client) and owns nothing else.
 
 import {createRequire} from 'node:module';
-import {becomeFacade} from './lib/facade.js';
+import {
+  becomeFacade,
+  emitClosed,
+  emitError,
+  emitMessage,
+  emitPong,
+} from './lib/facade.js';
 import {createListeners} from './lib/listeners.js';
 import {createPaths} from './lib/paths.js';
 import {createServerClients} from './lib/server-client.js';
@@ -46,7 +52,7 @@ export const createWsServer = (
   let stoppingAll = false;
   const pathStops = [];
   let nextConn = 1;
-  // conn -> {webSocket, facade} for taken-over sockets, {webSocket} for JS-plane ones
+  // conn -> {webSocket, native}: `native` when the plane took the socket over
   const conns = new Map();
   const webSockets = new Set();
   const serverRemovers = [];
@@ -166,16 +172,29 @@ export const createWsServer = (
     },
     close: ({conn, code, text}) => conns.get(conn)?.webSocket.close(code, text),
     closed: ({conn, code, text}) => {
-      const facade = conns.get(conn)?.facade;
+      const facade = facadeOf(conn);
       conns.delete(conn);
-      facade?.closed(code, text);
+      if (facade) {
+        emitClosed(facade, code, text);
+      }
     },
-    message: ({conn, text}) => conns.get(conn)?.facade?.message(text),
-    pong: ({conn, text}) => conns.get(conn)?.facade?.pong(text),
+    message: ({conn, text}) => withFacade(conn, emitMessage, text),
+    pong: ({conn, text}) => withFacade(conn, emitPong, text),
     socketError: ({conn, text, errorCode, rangeError}) =>
-      conns.get(conn)?.facade?.error(text, errorCode, rangeError),
+      withFacade(conn, emitError, text, errorCode, rangeError),
   };
   const handleEvent = (event) => handlers[event.kind](event);
+
+  const facadeOf = (conn) => {
+    const entry = conns.get(conn);
+    return entry?.native ? entry.webSocket : undefined;
+  };
+  const withFacade = (conn, emit, ...args) => {
+    const facade = facadeOf(conn);
+    if (facade) {
+      emit(facade, ...args);
+    }
+  };
 
   const addWebSocketListener = (webSocket, event, listener) => {
     let removers = socketRemovers.get(webSocket);
@@ -199,16 +218,14 @@ export const createWsServer = (
       clientId,
       multiplexed,
     });
-    conns.set(conn, {
-      webSocket,
-      facade: becomeFacade(webSocket, conn, native),
-    });
+    becomeFacade(webSocket, conn, native);
+    conns.set(conn, {webSocket, native: true});
     release(webSocket);
     apply(events);
   };
 
   const openJs = (webSocket, conn, pathId, clientId, multiplexed) => {
-    conns.set(conn, {webSocket});
+    conns.set(conn, {webSocket, native: false});
     addWebSocketListener(webSocket, 'message', (data) =>
       apply(native.receiveJs(conn, data.toString('utf8'))),
     );

@@ -1,53 +1,50 @@
 // Keeps the `ws` WebSocket object that user code holds faithful to a connection the native plane
 // has taken over: its state, its events and its methods all act on the native connection.
+//
+// A taken-over socket gets a prototype of its own rather than methods of its own: one prototype
+// switch per connection instead of a closure per method, which a connection storm pays for
+// thousands of times on the JS thread and keeps in the heap for as long as the connections live.
+
+import {WebSocket} from 'ws';
 
 const CLOSING = 2;
 const CLOSED = 3;
 // The most a Close frame's reason may take, in bytes.
 const MAX_CLOSE_REASON_BYTES = 123;
 
+const CONN = Symbol('conn');
+const NATIVE = Symbol('native');
+
 // ws's send(), ping() and pong() take their callback last, after optional arguments.
 const callbackOf = (...args) => args.find((arg) => typeof arg == 'function');
 
-/**
- * Turns `webSocket` into a facade of native connection `conn`. Returns what the server calls as
- * the native side reports: `closed(code, reason)`, `message(data)` and
- * `error(message, code, rangeError)`.
- */
-export const becomeFacade = (webSocket, conn, native) => {
-  // ws's own reader and writer for this socket will never run again; let them go.
-  webSocket._receiver = null;
-  webSocket._sender = null;
+class TakenOverWebSocket extends WebSocket {
+  get bufferedAmount() {
+    return this[NATIVE].bufferedAmount(this[CONN]);
+  }
 
-  Object.defineProperty(webSocket, 'bufferedAmount', {
-    configurable: true,
-    get: () => native.bufferedAmount(conn),
-  });
-
-  webSocket.send = (data, options, callback) => {
+  send(data, options, callback) {
     const done = callbackOf(options, callback);
-    if (webSocket.readyState != webSocket.OPEN) {
-      done?.(
-        new Error('WebSocket is not open: readyState ' + webSocket.readyState),
-      );
+    if (this.readyState != this.OPEN) {
+      done?.(new Error('WebSocket is not open: readyState ' + this.readyState));
       return;
     }
     // As ws: numbers go as text, other data as binary unless `binary` says otherwise.
     const text = typeof data == 'number' ? String(data) : data;
     if (options?.binary ?? typeof text != 'string') {
-      native.sendNativeBinary(conn, Buffer.from(text));
+      this[NATIVE].sendNativeBinary(this[CONN], Buffer.from(text));
     } else {
-      native.sendNative(conn, Buffer.from(text).toString('utf8'));
+      this[NATIVE].sendNative(this[CONN], Buffer.from(text).toString('utf8'));
     }
     if (done) {
       process.nextTick(done);
     }
-  };
+  }
 
   // As ws's close(): no code sends a Close without a status, and a code that may not be sent
   // throws before anything changes.
-  webSocket.close = (code, reason) => {
-    if (webSocket.readyState >= CLOSING) {
+  close(code, reason) {
+    if (this.readyState >= CLOSING) {
       return;
     }
     if (Buffer.byteLength(String(reason ?? '')) > MAX_CLOSE_REASON_BYTES) {
@@ -55,27 +52,27 @@ export const becomeFacade = (webSocket, conn, native) => {
     }
     if (
       (code !== undefined && typeof code != 'number') ||
-      !native.closeNative(conn, code, String(reason ?? ''))
+      !this[NATIVE].closeNative(this[CONN], code, String(reason ?? ''))
     ) {
       throw new TypeError('First argument must be a valid error code number');
     }
-    webSocket._readyState = CLOSING;
-  };
+    this._readyState = CLOSING;
+  }
 
-  webSocket.terminate = () => {
-    if (webSocket.readyState != CLOSED) {
-      webSocket._readyState = CLOSING;
-      native.terminateNative(conn);
+  terminate() {
+    if (this.readyState != CLOSED) {
+      this._readyState = CLOSING;
+      this[NATIVE].terminateNative(this[CONN]);
     }
-  };
+  }
 
   // A ping goes out natively and its pong comes back as ws's 'pong' event, so ws's own
   // heartbeat pattern keeps working. The plane answers the peer's pings itself.
-  webSocket.ping = (data, mask, callback) => {
+  ping(data, mask, callback) {
     const done = callbackOf(data, mask, callback);
-    if (webSocket.readyState == webSocket.OPEN) {
-      native.pingNative(
-        conn,
+    if (this.readyState == this.OPEN) {
+      this[NATIVE].pingNative(
+        this[CONN],
         typeof data == 'function' || data === undefined
           ? Buffer.alloc(0)
           : Buffer.from(String(data)),
@@ -84,56 +81,78 @@ export const becomeFacade = (webSocket, conn, native) => {
     if (done) {
       process.nextTick(done);
     }
-  };
-  webSocket.pong = (data, mask, callback) => {
+  }
+
+  pong(data, mask, callback) {
     const done = callbackOf(data, mask, callback);
     if (done) {
       process.nextTick(done);
     }
-  };
+  }
 
   // ws's pause() and resume() stop and restart reading the socket.
-  webSocket.pause = () => {
-    if (webSocket.readyState < CLOSING) {
-      webSocket._paused = true;
-      native.setPaused(conn, true);
-    }
-  };
-  webSocket.resume = () => {
-    if (webSocket.readyState < CLOSING) {
-      webSocket._paused = false;
-      native.setPaused(conn, false);
-    }
-  };
+  pause() {
+    setPaused(this, true);
+  }
 
-  // A 'message' listener added after the takeover still sees every message from then on.
-  webSocket.on('newListener', (event) => {
-    if (event == 'message') {
-      native.setMirrored(conn, true);
-    }
-  });
-  webSocket.on('removeListener', (event) => {
-    if (event == 'message' && webSocket.listenerCount('message') == 0) {
-      native.setMirrored(conn, false);
-    }
-  });
+  resume() {
+    setPaused(this, false);
+  }
+}
 
-  return {
-    closed: (code, reason) => {
-      webSocket._readyState = CLOSED;
-      webSocket.emit('close', code, Buffer.from(reason));
-    },
-    message: (data) => webSocket.emit('message', Buffer.from(data), false),
-    pong: (data) => webSocket.emit('pong', Buffer.from(data)),
-    // A frame ws would reject: as after ws's receiver error, the socket is closing (the plane
-    // sent the status) and the error is emitted on the WebSocket, reaching its 'error' listeners.
-    error: (message, code, rangeError) => {
-      const error = new (rangeError ? RangeError : Error)(message);
-      error.code = code;
-      if (webSocket.readyState < CLOSING) {
-        webSocket._readyState = CLOSING;
-      }
-      webSocket.emit('error', error);
-    },
-  };
+// Not a private method: the instances never ran this class's constructor, so they carry no
+// private brand.
+const setPaused = (webSocket, paused) => {
+  if (webSocket.readyState < CLOSING) {
+    webSocket._paused = paused;
+    webSocket[NATIVE].setPaused(webSocket[CONN], paused);
+  }
+};
+
+// A 'message' listener added after the takeover still sees every message from then on.
+function mirrorWhenListened(event) {
+  if (event == 'message') {
+    this[NATIVE].setMirrored(this[CONN], true);
+  }
+}
+function stopMirroringWhenUnlistened(event) {
+  if (event == 'message' && this.listenerCount('message') == 0) {
+    this[NATIVE].setMirrored(this[CONN], false);
+  }
+}
+
+/** Turns `webSocket` into a facade of native connection `conn`. */
+export const becomeFacade = (webSocket, conn, native) => {
+  // ws's own reader and writer for this socket will never run again; let them go.
+  webSocket._receiver = null;
+  webSocket._sender = null;
+  webSocket[CONN] = conn;
+  webSocket[NATIVE] = native;
+  Object.setPrototypeOf(webSocket, TakenOverWebSocket.prototype);
+  webSocket.on('newListener', mirrorWhenListened);
+  webSocket.on('removeListener', stopMirroringWhenUnlistened);
+};
+
+// What the native side reports of a facade's connection, as ws would emit it.
+
+export const emitClosed = (webSocket, code, reason) => {
+  webSocket._readyState = CLOSED;
+  webSocket.emit('close', code, Buffer.from(reason));
+};
+
+export const emitMessage = (webSocket, data) =>
+  webSocket.emit('message', Buffer.from(data), false);
+
+export const emitPong = (webSocket, data) =>
+  webSocket.emit('pong', Buffer.from(data));
+
+// A frame ws would reject: as after ws's receiver error, the socket is closing (the plane sent the
+// status) and the error is emitted on the WebSocket, reaching its 'error' listeners.
+export const emitError = (webSocket, message, code, rangeError) => {
+  const error = new (rangeError ? RangeError : Error)(message);
+  error.code = code;
+  if (webSocket.readyState < CLOSING) {
+    webSocket._readyState = CLOSING;
+  }
+  webSocket.emit('error', error);
 };
