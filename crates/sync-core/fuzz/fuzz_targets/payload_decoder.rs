@@ -71,17 +71,19 @@ fn check_message(payload: &str, decoded: &DecodedMessage) {
     let DecodedMessage {
         to_client_id,
         remainders,
-        message,
+        joined,
         message_type,
     } = decoded;
+    let message = decoded.message();
     assert_eq!(validate(message), Some(*message_type), "{message:?}");
     let addressed = payload.split_once('\n').map(|(to, _)| to);
     assert_eq!(addressed, Some(to_client_id.as_str()));
-    if remainders.len() == 1 && remainders[0] == *message {
+    if joined.is_none() {
+        assert_eq!(remainders.len(), 1, "an unfragmented message is one remainder");
         return;
     }
     // A fragment is `messageId\nindex\ntotal\npart`: the parts in index order make the message.
-    let mut joined = String::new();
+    let mut parts = String::new();
     for (index, remainder) in remainders.iter().enumerate() {
         let fields: Vec<&str> = remainder.splitn(4, '\n').collect();
         let [_, at, total, part] = fields.as_slice() else {
@@ -89,9 +91,9 @@ fn check_message(payload: &str, decoded: &DecodedMessage) {
         };
         assert_eq!(at.parse(), Ok(index), "{remainder:?}");
         assert_eq!(total.parse(), Ok(remainders.len()), "{remainder:?}");
-        joined.push_str(part);
+        parts.push_str(part);
     }
-    assert_eq!(joined, *message);
+    assert_eq!(parts, message);
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -26,10 +26,22 @@ pub struct DecodedMessage {
     /// What to relay to clients, each as `fromClientId\nremainder`: the single remainder, or the
     /// fragments' remainders in index order.
     pub remainders: Vec<String>,
-    /// The whole message remainder (the fragments joined), as the server client receives it.
-    pub message: String,
+    /// The fragments' parts joined, for a message that came in fragments. An unfragmented
+    /// message is its single remainder, kept once.
+    pub joined: Option<String>,
     /// The validated message type.
     pub message_type: i64,
+}
+
+impl DecodedMessage {
+    /// The whole message remainder, as the server client receives it.
+    pub fn message(&self) -> &str {
+        match (&self.joined, self.remainders.as_slice()) {
+            (Some(joined), _) => joined,
+            (None, [whole]) => whole,
+            (None, _) => "",
+        }
+    }
 }
 
 /// The outcome of decoding one payload.
@@ -170,7 +182,7 @@ impl PayloadDecoder {
             return Decoded::Message(DecodedMessage {
                 to_client_id: client_id.to_owned(),
                 remainders: vec![remainder.to_owned()],
-                message: remainder.to_owned(),
+                joined: None,
                 message_type,
             });
         }
@@ -250,7 +262,7 @@ impl PayloadDecoder {
             Some(message_type) => Decoded::Message(DecodedMessage {
                 to_client_id: client_id.to_owned(),
                 remainders,
-                message,
+                joined: Some(message),
                 message_type,
             }),
             None => self.fail(SyncError::Message, budget),
@@ -387,11 +399,16 @@ mod tests {
             }
             Value::Object(o) => {
                 let message = o["message"].as_array().unwrap();
+                let remainders: Vec<String> =
+                    message[1].as_array().unwrap().iter().map(text).collect();
+                let whole = text(&message[3]);
                 Decoded::Message(DecodedMessage {
                     to_client_id: text(&message[0]),
-                    remainders: message[1].as_array().unwrap().iter().map(text).collect(),
+                    // Kept apart only when it differs from a single remainder: when it came in
+                    // fragments.
+                    joined: (remainders != [whole.as_str()]).then_some(whole),
+                    remainders,
                     message_type: message[2].as_i64().unwrap(),
-                    message: text(&message[3]),
                 })
             }
             other => panic!("unexpected outcome {other}"),
@@ -438,7 +455,7 @@ mod tests {
         let expected = DecodedMessage {
             to_client_id: "S".into(),
             remainders: vec!["[null,1,\"\"]".into()],
-            message: "[null,1,\"\"]".into(),
+            joined: None,
             message_type: 1,
         };
         assert_eq!(decoded, Decoded::Message(expected));
@@ -469,7 +486,7 @@ mod tests {
         else {
             panic!("the last fragment completes the message");
         };
-        assert_eq!(decoded.message, "[\"ü\",1,\"\"]");
+        assert_eq!(decoded.message(), "[\"ü\",1,\"\"]");
         assert_eq!(decoded.message_type, 1);
         let remainders: Vec<String> = (0..3)
             .map(|index| format!("{ID}\n{index}\n3\n{}", parts[index]))
@@ -648,7 +665,7 @@ mod tests {
         let Decoded::Message(decoded) = outcome else {
             panic!("the fragments decode back");
         };
-        assert_eq!(decoded.message, remainder);
+        assert_eq!(decoded.message(), remainder);
         assert_eq!(decoded.to_client_id, "");
     }
 

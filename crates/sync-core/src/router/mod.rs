@@ -332,24 +332,22 @@ impl Router {
         let DecodedMessage {
             to_client_id: to,
             remainders,
-            message,
+            mut joined,
             message_type,
         } = message;
-        // A fragment's remainder carries the message id, index and total ahead of its text, so
-        // only an unfragmented message has a single remainder as long as the message.
-        let fragmented = !matches!(remainders.as_slice(), [only] if only.len() == message.len());
+        let fragmented = joined.is_some();
         let last = remainders.len().saturating_sub(1);
         if path.is_ready() {
             let server_hears = path.server_hears(from, &to);
             for (index, remainder) in remainders.iter().enumerate() {
                 let forwarded = Payload::from(envelope::join(from, remainder));
-                let joined;
-                let server_message = match (server_hears && index == last, fragmented) {
+                let whole;
+                let server_message = match (server_hears && index == last, &joined) {
                     (false, _) => None,
-                    (true, false) => Some(forwarded.as_str()),
-                    (true, true) => {
-                        joined = envelope::join(from, &message);
-                        Some(joined.as_str())
+                    (true, None) => Some(forwarded.as_str()),
+                    (true, Some(joined)) => {
+                        whole = envelope::join(from, joined);
+                        Some(whole.as_str())
                     }
                 };
                 relay(
@@ -369,14 +367,13 @@ impl Router {
         let for_server = to.is_empty() || to == SERVER_CLIENT_ID;
         let coalesces = !fragmented && message_type == CONTENT_HASHES;
         let to: Arc<str> = to.into();
-        let mut message = Some(message);
         // A fragmented message whose earlier fragments were dropped never reaches the server.
         let mut intact = true;
         for (index, remainder) in remainders.into_iter().enumerate() {
             let to_server = match (for_server && intact && index == last, fragmented) {
                 (false, _) => ToServer::Nothing,
                 (true, false) => ToServer::Remainder,
-                (true, true) => ToServer::Message(message.take().unwrap_or_default()),
+                (true, true) => ToServer::Message(joined.take().unwrap_or_default()),
             };
             let held = Held {
                 from: from.clone(),
