@@ -67,16 +67,19 @@ impl JsBacklog {
         self.messages >= Self::MAX_MESSAGES || self.bytes >= Self::MAX_BYTES
     }
 
-    /// The backlog still queued in `events`.
-    fn of(events: &[Event]) -> JsBacklog {
-        let mut backlog = JsBacklog::default();
+    fn add(&mut self, payload: &str) {
+        self.messages += 1;
+        self.bytes += payload.len();
+    }
+
+    /// JS took `events` off the queue.
+    fn taken(&mut self, events: &[Event]) {
         for event in events {
             if let Event::ToServer { payload, .. } = event {
-                backlog.messages += 1;
-                backlog.bytes += payload.len();
+                self.messages -= 1;
+                self.bytes -= payload.len();
             }
         }
-        backlog
     }
 }
 
@@ -246,8 +249,7 @@ impl Outbox for Effects<'_> {
     }
 
     fn to_server(&mut self, path: PathKey, payload: &str) {
-        self.js_backlog.messages += 1;
-        self.js_backlog.bytes += payload.len();
+        self.js_backlog.add(payload);
         self.events.push(Event::ToServer {
             path,
             payload: payload.to_owned(),
@@ -487,9 +489,8 @@ impl Hub {
         if state.events.len() <= max {
             return take_events(&mut state);
         }
-        let rest = state.events.split_off(max);
-        let taken = std::mem::replace(&mut state.events, rest);
-        state.js_backlog = JsBacklog::of(&state.events);
+        let taken: Vec<Event> = state.events.drain(..max).collect();
+        state.js_backlog.taken(&taken);
         if !state.js_backlog.is_full() {
             resume_held_back(&mut state);
         }
