@@ -184,7 +184,8 @@ export const createWsServer = (
         emitClosed(facade, code, text);
       }
     },
-    message: ({conn, text}) => withFacade(conn, emitMessage, text),
+    message: ({conn, text, binary}) =>
+      withFacade(conn, emitMessage, binary ?? text, binary !== undefined),
     pong: ({conn, text}) => withFacade(conn, emitPong, text),
     socketError: ({conn, text, errorCode, rangeError}) =>
       withFacade(conn, emitError, text, errorCode, rangeError),

@@ -140,8 +140,8 @@ export const emitClosed = (webSocket, code, reason) => {
   webSocket.emit('close', code, Buffer.from(reason));
 };
 
-export const emitMessage = (webSocket, data) =>
-  webSocket.emit('message', Buffer.from(data), false);
+export const emitMessage = (webSocket, data, isBinary) =>
+  webSocket.emit('message', Buffer.from(data), isBinary);
 
 export const emitPong = (webSocket, data) =>
   webSocket.emit('pong', Buffer.from(data));

@@ -12,7 +12,7 @@ use napi_derive::napi;
 use sync_core::protocol::fragment::unique_id;
 use sync_core::router::{Config, ConnId, PathKey, Router};
 
-use crate::event::Event;
+use crate::event::{Event, MessageData};
 use crate::hub::Hub;
 
 /// How `createWsServer` was called, as far as the native side needs to know.
@@ -46,6 +46,8 @@ pub struct HubEvent {
     pub error_code: Option<String>,
     /// Whether ws raises that socket error as a `RangeError` (else as an `Error`).
     pub range_error: Option<bool>,
+    /// A binary message's bytes (a text message comes as `text`).
+    pub binary: Option<Buffer>,
 }
 
 /// A connection `ws` accepted: the path it asked for and its client id (`sec-websocket-key`).
@@ -363,6 +365,7 @@ impl HubEvent {
             text: None,
             error_code: None,
             range_error: None,
+            binary: None,
         }
     }
 }
@@ -425,9 +428,20 @@ impl From<Event> for HubEvent {
                 text: Some(data),
                 ..HubEvent::new("pong")
             },
-            Event::Message { conn, data } => HubEvent {
+            Event::Message {
+                conn,
+                data: MessageData::Text(text),
+            } => HubEvent {
                 conn: Some(conn.0 as i64),
-                text: Some(data),
+                text: Some(text),
+                ..HubEvent::new("message")
+            },
+            Event::Message {
+                conn,
+                data: MessageData::Binary(bytes),
+            } => HubEvent {
+                conn: Some(conn.0 as i64),
+                binary: Some(bytes.into()),
                 ..HubEvent::new("message")
             },
             Event::SocketError { conn, error } => HubEvent {

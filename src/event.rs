@@ -4,6 +4,12 @@
 use connection_plane::FrameError;
 use sync_core::router::{ConnId, PathKey, Payload};
 
+/// A message as its peer framed it, for a facade to emit as ws would.
+pub enum MessageData {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
 pub enum Event {
     /// A client joined (`1`) or left (`-1`) a path: the user's client id listeners.
     ClientIds {
@@ -36,7 +42,7 @@ pub enum Event {
         reason: String,
     },
     /// A message arrived on a native socket whose facade has `'message'` listeners.
-    Message { conn: ConnId, data: String },
+    Message { conn: ConnId, data: MessageData },
     /// A native socket's peer sent a frame ws would reject: its facade emits ws's `'error'`.
     SocketError { conn: ConnId, error: FrameError },
     /// A native socket answered a ping its facade sent.

@@ -14,7 +14,7 @@ use sync_core::protocol::limits::MAX_PAYLOAD_BYTES;
 use sync_core::router::{Backpressure, ConnId, Outbox, PathKey, Payload, Router};
 use tokio::sync::Notify;
 
-use crate::event::Event;
+use crate::event::{Event, MessageData};
 
 /// Where a connection's frames go.
 enum Conn {
@@ -111,6 +111,8 @@ enum PlaneInput<'a> {
     Message {
         conn: ConnId,
         text: Cow<'a, str>,
+        /// A binary message's own bytes (`text` decodes them), kept for a mirroring facade.
+        binary: Option<Cow<'a, [u8]>>,
     },
     Closed {
         conn: ConnId,
@@ -118,10 +120,7 @@ enum PlaneInput<'a> {
         reason: Cow<'a, str>,
     },
     /// Reported in order with the socket's messages, as ws emits its `'error'` after them.
-    SocketError {
-        conn: ConnId,
-        error: FrameError,
-    },
+    SocketError { conn: ConnId, error: FrameError },
 }
 
 impl PlaneInput<'_> {
@@ -135,9 +134,10 @@ impl PlaneInput<'_> {
 
     fn into_owned(self) -> PlaneInput<'static> {
         match self {
-            PlaneInput::Message { conn, text } => PlaneInput::Message {
+            PlaneInput::Message { conn, text, binary } => PlaneInput::Message {
                 conn,
                 text: Cow::Owned(text.into_owned()),
+                binary: binary.map(|bytes| Cow::Owned(bytes.into_owned())),
             },
             PlaneInput::Closed { conn, code, reason } => PlaneInput::Closed {
                 conn,
@@ -150,13 +150,14 @@ impl PlaneInput<'_> {
 
     fn apply(self, router: &mut Router, effects: &mut Effects) {
         match self {
-            PlaneInput::Message { conn, text } => {
+            PlaneInput::Message { conn, text, binary } => {
                 router.receive(conn, &text, Instant::now(), effects);
                 if effects.mirrored.contains(&conn) {
-                    effects.events.push(Event::Message {
-                        conn,
-                        data: text.into_owned(),
-                    });
+                    let data = match binary {
+                        Some(bytes) => MessageData::Binary(bytes.into_owned()),
+                        None => MessageData::Text(text.into_owned()),
+                    };
+                    effects.events.push(Event::Message { conn, data });
                 }
             }
             PlaneInput::Closed { conn, code, reason } => {
@@ -564,6 +565,15 @@ impl Inbound for Hub {
         self.plane_input(PlaneInput::Message {
             conn,
             text: Cow::Borrowed(text),
+            binary: None,
+        });
+    }
+
+    fn binary_message(&self, conn: ConnId, data: &[u8]) {
+        self.plane_input(PlaneInput::Message {
+            conn,
+            text: String::from_utf8_lossy(data),
+            binary: Some(Cow::Borrowed(data)),
         });
     }
 

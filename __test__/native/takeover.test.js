@@ -974,12 +974,7 @@ test(
 
 test(
   'trap 8: a mirrored message tells text from binary, as ws does',
-  {
-    ...options,
-    todo:
-      'the plane hands binary frames to the hub as lossy UTF-8 text (session.rs deliver) and the ' +
-      'Message event carries text only, so lib/facade.js message() always emits isBinary false',
-  },
+  options,
   async (t) => {
     const {native, js, nativeSide, jsSide} = await facadeAndWs(t, 'binary');
     const seen = {native: [], js: []};

@@ -35,10 +35,15 @@ pub const OVERSIZED_REASON: &str = "tinybase:15:socket";
 /// Where a connection's events go. Called on the plane's threads, so an implementation queues or
 /// hands work on; it must not block for long, and must not call [`Plane::shutdown`].
 pub trait Inbound: Send + Sync + 'static {
-    /// A message arrived (text; binary frames decoded as lossy UTF-8, as ws's toString does).
-    /// Any message the plane could read whole arrives here, also one over TinyBase's 16 MiB
-    /// limit: which overflow error that is depends on the message, so the router judges it.
+    /// A text message arrived. Any message the plane could read whole arrives here or at
+    /// [`Inbound::binary_message`], also one over TinyBase's 16 MiB limit: which overflow error
+    /// that is depends on the message, so the router judges it.
     fn message(&self, conn: ConnId, text: &str);
+    /// A binary message arrived. By default it is taken as text, decoded as lossy UTF-8 as ws's
+    /// `toString()` does.
+    fn binary_message(&self, conn: ConnId, data: &[u8]) {
+        self.message(conn, &String::from_utf8_lossy(data));
+    }
     /// A message too large to read at all arrived (over [`Settings::max_message_size`]); the plane
     /// closes the socket with 1013 and reason "tinybase:15:socket" itself, the hub only reports
     /// the error. Nothing more is read from the connection.

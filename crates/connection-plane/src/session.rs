@@ -293,9 +293,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     fn deliver(&self, message: Message) {
         match message {
             Message::Text(text) => self.inbound.message(self.conn, &text),
-            Message::Binary(data) => self
-                .inbound
-                .message(self.conn, &String::from_utf8_lossy(&data)),
+            Message::Binary(data) => self.inbound.binary_message(self.conn, &data),
             Message::Pong(data) => self.inbound.pong(self.conn, &data),
             Message::Close(_) | Message::Ping(_) | Message::Frame(_) => {}
         }
