@@ -1,0 +1,39 @@
+// This package's own sixth argument, with TinyBase's five before it, in both
+// flavours of the API.
+import {WebSocketServer} from 'ws';
+import {createMergeableStore} from 'tinybase';
+import {createFilePersister} from 'tinybase/persisters/persister-file';
+import {
+  createWsServer,
+  type NativeOptions,
+  type WsServer,
+} from 'tinybase-ws-server-native';
+import {createWsServer as createWsServerWithSchemas} from 'tinybase-ws-server-native/with-schemas';
+
+const webSocketServer = new WebSocketServer({port: 0});
+
+const options: NativeOptions = {heartbeatSeconds: 10, heartbeatMisses: 3};
+
+const withOptions: WsServer = createWsServer(
+  webSocketServer,
+  (pathId) => createFilePersister(createMergeableStore(), `${pathId}.json`),
+  (error) => console.error(error),
+  1,
+  undefined,
+  options,
+);
+
+createWsServer(webSocketServer, undefined, undefined, undefined, undefined, {
+  heartbeatSeconds: 0,
+});
+
+createWsServerWithSchemas(
+  webSocketServer,
+  undefined,
+  undefined,
+  undefined,
+  undefined,
+  {heartbeatMisses: 1},
+);
+
+export {withOptions};
