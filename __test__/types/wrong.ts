@@ -19,7 +19,8 @@ createWsServer({port: 8047}); // wrong
 createWsServer(webSocketServer, (pathId: number) => undefined); // wrong
 createWsServer(webSocketServer, () => createMergeableStore()); // wrong
 createWsServer(webSocketServer, undefined, undefined, '1'); // wrong
-createWsServer(webSocketServer, undefined, undefined, 1, 4096, {heartbeatSeconds: '30'}); // wrong
+const textSeconds = {heartbeatSeconds: '30'};
+createWsServer(webSocketServer, undefined, undefined, 1, 4096, textSeconds); // wrong
 createWsServer(webSocketServer, undefined, undefined, 1, 4096, {heartbeat: 30}); // wrong
 createWsServer(webSocketServer, undefined, undefined, 1, 4096, {}, 0); // wrong
 
