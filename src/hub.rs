@@ -410,19 +410,16 @@ impl Hub {
             .as_ref()
             .ok_or_else(|| std::io::Error::other("the server is destroyed"))?;
         let inbound: Arc<dyn Inbound> = self.clone();
-        let mut adopted = Ok(());
-        let events =
-            self.on_js_thread(
-                |router, effects| match plane.adopt(conn, fd, head, inbound) {
-                    Ok(connection) => {
-                        self.open_native.fetch_add(1, Ordering::AcqRel);
-                        effects.conns.insert(conn, Conn::Native(connection));
-                        router.open(conn, path_id, client_id, multiplexed, effects);
-                    }
-                    Err(error) => adopted = Err(error),
-                },
-            );
-        adopted.map(|()| events)
+        let (connection, adopted) = plane.adopt(conn, fd, head, inbound)?;
+        let events = self.on_js_thread(|router, effects| {
+            self.open_native.fetch_add(1, Ordering::AcqRel);
+            effects.conns.insert(conn, Conn::Native(connection));
+            router.open(conn, path_id, client_id, multiplexed, effects);
+        });
+        // Served once registered and with the hub unlocked: its task then neither finds itself
+        // unknown nor starts by waiting on the lock this thread holds.
+        adopted.serve();
+        Ok(events)
     }
 
     /// Registers a socket that stays in JS.

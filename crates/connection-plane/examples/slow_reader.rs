@@ -116,7 +116,7 @@ fn main() {
         if let Some(bytes) = send_buffer {
             server.set_send_buffer_size(bytes as u32).unwrap();
         }
-        let conn = plane
+        let (conn, adopted) = plane
             .adopt(
                 ConnId(round),
                 server.as_raw_fd(),
@@ -124,6 +124,7 @@ fn main() {
                 Arc::new(Quiet),
             )
             .unwrap();
+        adopted.serve();
         drop(server);
 
         let process_before = cpu(CLOCK_PROCESS_CPUTIME_ID);

@@ -17,6 +17,8 @@ use std::time::Duration;
 
 pub use connection::{Connection, InvalidCloseCode};
 pub use frame_error::FrameError;
+#[cfg(unix)]
+pub use plane::Adopted;
 pub use plane::Plane;
 pub use sync_core::router::{Backpressure, ConnId, Payload};
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use sync_core::router::ConnId;
-use tokio::runtime::Runtime;
+use tokio::runtime::{Handle, Runtime};
 use tokio::sync::{mpsc, Notify};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
@@ -147,6 +147,39 @@ impl Drop for Live {
     }
 }
 
+/// A socket taken over by [`Plane::adopt`] and not yet served. Dropping it instead of serving
+/// ends the connection as closed with 1006.
+#[cfg(unix)]
+#[must_use = "nothing is read from an adopted socket until it is served"]
+pub struct Adopted {
+    socket: std::net::TcpStream,
+    head: Vec<u8>,
+    link: Link,
+    runtime: Handle,
+}
+
+#[cfg(unix)]
+impl Adopted {
+    /// Starts the connection's task. A socket the reactor refuses ends as closed with 1006.
+    pub fn serve(self) {
+        let Adopted {
+            socket,
+            head,
+            link,
+            runtime,
+        } = self;
+        runtime.spawn(async move {
+            let stream = socket
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpStream::from_std(socket));
+            // On an error the link is dropped here, and its lifeline reports the close.
+            if let Ok(stream) = stream {
+                session::run(stream, head, link).await;
+            }
+        });
+    }
+}
+
 /// Runs adopted connections on a multi-thread tokio runtime it owns.
 pub struct Plane {
     /// Taken when the plane stops, by [`Plane::shutdown`], [`Plane::shutdown_now`] or on drop.
@@ -186,9 +219,10 @@ impl Plane {
     /// its own fd and closes it when it likes; `head` holds the bytes already read from the
     /// socket past the upgrade request, replayed before anything read from now on.
     ///
-    /// Only the duplicate is made on the calling thread: registering the socket with the
-    /// runtime's reactor happens in the connection's task, off the (JS) thread that adopts. A
-    /// socket the reactor refuses ends as a connection closed with 1006.
+    /// Nothing is read until [`Adopted::serve`]: the caller first puts the [`Connection`] where
+    /// the connection's first messages will look for it, and then starts serving outside any
+    /// lock those messages take. Only the duplicate is made on the calling thread; registering
+    /// the socket with the runtime's reactor happens in the connection's task.
     #[cfg(unix)]
     pub fn adopt(
         &self,
@@ -196,7 +230,7 @@ impl Plane {
         fd: std::os::fd::RawFd,
         head: Vec<u8>,
         inbound: Arc<dyn Inbound>,
-    ) -> io::Result<Connection> {
+    ) -> io::Result<(Connection, Adopted)> {
         use std::os::fd::BorrowedFd;
 
         if fd < 0 {
@@ -205,7 +239,6 @@ impl Plane {
         // SAFETY: the caller hands over an open fd it keeps open for the duration of this call;
         // it is only borrowed long enough to duplicate it (with F_DUPFD_CLOEXEC).
         let owned = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()?;
-        let socket = std::net::TcpStream::from(owned);
 
         let (commands, queue) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::default());
@@ -215,16 +248,13 @@ impl Plane {
             shared: shared.clone(),
             plane: self.state.clone(),
         };
-        self.runtime().spawn(async move {
-            let stream = socket
-                .set_nonblocking(true)
-                .and_then(|()| tokio::net::TcpStream::from_std(socket));
-            // On an error the link is dropped here, and its lifeline reports the close.
-            if let Ok(stream) = stream {
-                session::run(stream, head, link).await;
-            }
-        });
-        Ok(Connection::new(commands, shared))
+        let adopted = Adopted {
+            socket: std::net::TcpStream::from(owned),
+            head,
+            link,
+            runtime: self.runtime().handle().clone(),
+        };
+        Ok((Connection::new(commands, shared), adopted))
     }
 
     /// Runs a future on the plane's runtime. It is dropped when the plane shuts down.

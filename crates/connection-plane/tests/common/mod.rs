@@ -166,9 +166,11 @@ impl Upgraded {
     /// copy after the takeover.
     pub fn adopt(self, plane: &Plane, conn: ConnId, inbound: Arc<dyn Inbound>) -> Connection {
         let socket = self.socket.into_std().expect("deregister");
-        plane
+        let (connection, adopted) = plane
             .adopt(conn, socket.as_raw_fd(), self.head, inbound)
-            .expect("adopt")
+            .expect("adopt");
+        adopted.serve();
+        connection
     }
 }
 
