@@ -1,6 +1,8 @@
 //! The hub joins the router to both connection planes. Native sockets reach it from the plane's
 //! tokio threads; JS-plane sockets, the server clients and connection intake reach it from the JS
-//! thread. One lock guards the router, so every path sees its messages in one order.
+//! thread. One lock guards the router, so every path sees its messages in one order. What waits
+//! for the JS thread sits in a queue under a lock of its own, so JS takes it without waiting for
+//! a plane thread that holds the router (and may be descheduled while it does).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -29,6 +31,7 @@ struct State {
     conns: HashMap<ConnId, Conn>,
     /// Native sockets whose facade has `'message'` listeners.
     mirrored: HashSet<ConnId>,
+    /// Events made under this lock, moved to the JS queue before it is released, in order.
     events: Vec<Event>,
     /// The deadline the expiry timer is sleeping towards.
     armed: Option<Instant>,
@@ -38,8 +41,6 @@ struct State {
     joining: HashMap<String, usize>,
     /// Each with the path it waits for: `None` waits until no connection is joining.
     deferred: VecDeque<(Option<String>, PlaneInput<'static>)>,
-    /// Server-client messages waiting for the JS thread since it last took its events.
-    js_backlog: JsBacklog,
     /// Native sockets not read while the JS backlog is full; read again once JS catches up.
     held_back: HashSet<ConnId>,
     /// Native sockets whose facade was paused by user code; only its resume reads them again.
@@ -67,19 +68,47 @@ impl JsBacklog {
         self.messages >= Self::MAX_MESSAGES || self.bytes >= Self::MAX_BYTES
     }
 
-    fn add(&mut self, payload: &str) {
-        self.messages += 1;
-        self.bytes += payload.len();
-    }
-
-    /// JS took `events` off the queue.
-    fn taken(&mut self, events: &[Event]) {
+    fn count(&mut self, events: &[Event], sign: Sign) {
         for event in events {
             if let Event::ToServer { payload, .. } = event {
-                self.messages -= 1;
-                self.bytes -= payload.len();
+                match sign {
+                    Sign::Queued => {
+                        self.messages += 1;
+                        self.bytes += payload.len();
+                    }
+                    Sign::Taken => {
+                        self.messages -= 1;
+                        self.bytes -= payload.len();
+                    }
+                }
             }
         }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Sign {
+    Queued,
+    Taken,
+}
+
+/// Events waiting for the JS thread, oldest first.
+#[derive(Default)]
+struct JsQueue {
+    events: Vec<Event>,
+    /// Server-client messages among them.
+    backlog: JsBacklog,
+    /// Sockets were held back since JS last took events: taking enough must read them again.
+    held_back: bool,
+}
+
+impl JsQueue {
+    /// Appends what `state` made; true if the queue was empty before.
+    fn publish(&mut self, staged: &mut Vec<Event>) -> bool {
+        let was_empty = self.events.is_empty();
+        self.backlog.count(staged, Sign::Queued);
+        self.events.append(staged);
+        was_empty && !self.events.is_empty()
     }
 }
 
@@ -182,7 +211,6 @@ struct Effects<'a> {
     conns: &'a mut HashMap<ConnId, Conn>,
     mirrored: &'a mut HashSet<ConnId>,
     events: &'a mut Vec<Event>,
-    js_backlog: &'a mut JsBacklog,
 }
 
 impl Outbox for Effects<'_> {
@@ -250,7 +278,6 @@ impl Outbox for Effects<'_> {
     }
 
     fn to_server(&mut self, path: PathKey, payload: &str) {
-        self.js_backlog.add(payload);
         self.events.push(Event::ToServer {
             path,
             payload: payload.to_owned(),
@@ -261,6 +288,8 @@ impl Outbox for Effects<'_> {
 /// One `createWsServer`'s native half.
 pub struct Hub {
     state: Mutex<State>,
+    /// Taken after `state` when both are held, never before it.
+    queue: Mutex<JsQueue>,
     plane: Mutex<Option<Plane>>,
     /// Tells the JS thread that events are waiting; called only when the queue was empty.
     wake: Box<dyn Fn() + Send + Sync>,
@@ -282,11 +311,11 @@ impl Hub {
                 armed: None,
                 joining: HashMap::new(),
                 deferred: VecDeque::new(),
-                js_backlog: JsBacklog::default(),
                 held_back: HashSet::new(),
                 user_paused: HashSet::new(),
                 pings: HashMap::new(),
             }),
+            queue: Mutex::default(),
             plane: Mutex::new(None),
             wake,
             timer: timer.clone(),
@@ -305,7 +334,6 @@ impl Hub {
                 conns: &mut state.conns,
                 mirrored: &mut state.mirrored,
                 events: &mut state.events,
-                js_backlog: &mut state.js_backlog,
             },
         );
         let next = state.router.next_deadline();
@@ -319,21 +347,38 @@ impl Hub {
     fn on_js_thread(&self, action: impl FnOnce(&mut Router, &mut Effects)) -> Vec<Event> {
         let mut state = lock(&self.state);
         self.act(&mut state, action);
-        take_events(&mut state)
+        self.take_events(&mut state)
     }
 
     /// A call from a plane thread: JS is woken if this queued the first event.
     fn off_js_thread(&self, action: impl FnOnce(&mut Router, &mut Effects)) {
-        self.off_js_thread_with(|state| self.act(state, action));
+        self.off_js_thread_with(|state| {
+            self.act(state, action);
+            None
+        });
     }
 
-    /// A plane-thread change to the hub's own state that may queue events: JS is woken if it
-    /// queued the first.
-    fn off_js_thread_with(&self, change: impl FnOnce(&mut State)) {
+    /// A plane-thread change to the hub's own state. What it made moves to the JS queue before
+    /// the router is unlocked, so the queue keeps the router's order, and JS is woken if the
+    /// queue was empty. While the server clients' backlog is full, the native socket `change`
+    /// returns is no longer read; deciding that under the queue's lock keeps a drain from missing
+    /// a socket it has to read again.
+    fn off_js_thread_with(&self, change: impl FnOnce(&mut State) -> Option<ConnId>) {
         let mut state = lock(&self.state);
-        let was_empty = state.events.is_empty();
-        change(&mut state);
-        let wake = was_empty && !state.events.is_empty();
+        let feeding = change(&mut state);
+        let mut queue = lock(&self.queue);
+        let wake = queue.publish(&mut state.events);
+        let hold_back = feeding.filter(|conn| {
+            queue.backlog.is_full() && matches!(state.conns.get(conn), Some(Conn::Native(_)))
+        });
+        queue.held_back |= hold_back.is_some();
+        drop(queue);
+        if let Some(conn) = hold_back {
+            if let Some(Conn::Native(connection)) = state.conns.get(&conn) {
+                connection.pause_reading();
+            }
+            state.held_back.insert(conn);
+        }
         drop(state);
         if wake {
             (self.wake)();
@@ -346,21 +391,29 @@ impl Hub {
             let conn = input.conn();
             if let Some(path_id) = state.must_wait(conn) {
                 state.deferred.push_back((path_id, input.into_owned()));
-                return;
+                return None;
             }
             self.act(state, |router, effects| input.apply(router, effects));
-            match state.conns.get(&conn) {
-                Some(Conn::Native(connection)) if state.js_backlog.is_full() => {
-                    connection.pause_reading();
-                    state.held_back.insert(conn);
-                }
-                Some(_) => {}
-                None => {
-                    state.user_paused.remove(&conn);
-                    state.pings.remove(&conn);
-                }
+            if !state.conns.contains_key(&conn) {
+                state.user_paused.remove(&conn);
+                state.pings.remove(&conn);
             }
+            Some(conn)
         });
+    }
+
+    /// Hands JS, which works through them before it next asks, every queued event and those made
+    /// under `state` since: the backlog they made is gone, and the sockets held back for it are
+    /// read again.
+    fn take_events(&self, state: &mut State) -> Vec<Event> {
+        let mut queue = lock(&self.queue);
+        queue.publish(&mut state.events);
+        let events = std::mem::take(&mut queue.events);
+        queue.backlog = JsBacklog::default();
+        queue.held_back = false;
+        drop(queue);
+        resume_held_back(state);
+        events
     }
 
     /// `ws` is about to write a 101 for `path_id`: plane input that could reach that path waits
@@ -390,7 +443,7 @@ impl Hub {
                 self.act(&mut state, |router, effects| input.apply(router, effects));
             }
         }
-        take_events(&mut state)
+        self.take_events(&mut state)
     }
 
     /// Takes over an upgraded socket. The lock is held across the takeover so the plane cannot
@@ -483,14 +536,18 @@ impl Hub {
     /// Up to `max` of the events queued by the plane threads, oldest first: JS takes them in
     /// turns, so a burst never holds its event loop for long.
     pub fn drain(&self, max: usize) -> Vec<Event> {
-        let mut state = lock(&self.state);
-        if state.events.len() <= max {
-            return take_events(&mut state);
-        }
-        let taken: Vec<Event> = state.events.drain(..max).collect();
-        state.js_backlog.taken(&taken);
-        if !state.js_backlog.is_full() {
-            resume_held_back(&mut state);
+        let mut queue = lock(&self.queue);
+        let taken: Vec<Event> = if queue.events.len() <= max {
+            std::mem::take(&mut queue.events)
+        } else {
+            queue.events.drain(..max).collect()
+        };
+        queue.backlog.count(&taken, Sign::Taken);
+        let resume = queue.held_back && !queue.backlog.is_full();
+        queue.held_back &= !resume;
+        drop(queue);
+        if resume {
+            resume_held_back(&mut lock(&self.state));
         }
         taken
     }
@@ -584,9 +641,7 @@ impl Inbound for Hub {
 
     fn pong(&self, conn: ConnId, data: &[u8]) {
         self.off_js_thread_with(|state| {
-            let Some(pending) = state.pings.get_mut(&conn) else {
-                return;
-            };
+            let pending = state.pings.get_mut(&conn)?;
             *pending -= 1;
             if *pending == 0 {
                 state.pings.remove(&conn);
@@ -595,6 +650,7 @@ impl Inbound for Hub {
                 conn,
                 data: String::from_utf8_lossy(data).into_owned(),
             });
+            None
         });
     }
 
@@ -606,14 +662,6 @@ impl Inbound for Hub {
             reason: Cow::Borrowed(reason),
         });
     }
-}
-
-/// Hands the queued events to JS, which works through them before it next asks: the backlog they
-/// made is gone, and the sockets held back for it are read again.
-fn take_events(state: &mut State) -> Vec<Event> {
-    state.js_backlog = JsBacklog::default();
-    resume_held_back(state);
-    std::mem::take(&mut state.events)
 }
 
 fn resume_held_back(state: &mut State) {
