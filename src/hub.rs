@@ -446,8 +446,8 @@ impl Hub {
         self.take_events(&mut state)
     }
 
-    /// Takes over an upgraded socket. The lock is held across the takeover so the plane cannot
-    /// deliver a message before the router knows the connection.
+    /// Takes over an upgraded socket. Nothing is read from it before the router knows the
+    /// connection: it is served only once registered.
     #[cfg(unix)]
     pub fn adopt(
         self: &Arc<Self>,
