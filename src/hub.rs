@@ -68,28 +68,27 @@ impl JsBacklog {
         self.messages >= Self::MAX_MESSAGES || self.bytes >= Self::MAX_BYTES
     }
 
-    fn count(&mut self, events: &[Event], sign: Sign) {
+    /// The server-client messages among `events`.
+    fn of(events: &[Event]) -> JsBacklog {
+        let mut backlog = JsBacklog::default();
         for event in events {
             if let Event::ToServer { payload, .. } = event {
-                match sign {
-                    Sign::Queued => {
-                        self.messages += 1;
-                        self.bytes += payload.len();
-                    }
-                    Sign::Taken => {
-                        self.messages -= 1;
-                        self.bytes -= payload.len();
-                    }
-                }
+                backlog.messages += 1;
+                backlog.bytes += payload.len();
             }
         }
+        backlog
     }
-}
 
-#[derive(Clone, Copy)]
-enum Sign {
-    Queued,
-    Taken,
+    fn add(&mut self, other: JsBacklog) {
+        self.messages += other.messages;
+        self.bytes += other.bytes;
+    }
+
+    fn remove(&mut self, other: JsBacklog) {
+        self.messages -= other.messages;
+        self.bytes -= other.bytes;
+    }
 }
 
 /// Events waiting for the JS thread, oldest first.
@@ -103,10 +102,10 @@ struct JsQueue {
 }
 
 impl JsQueue {
-    /// Appends what `state` made; true if the queue was empty before.
+    /// Appends the events staged under the router's lock; true if they were the first waiting.
     fn publish(&mut self, staged: &mut Vec<Event>) -> bool {
         let was_empty = self.events.is_empty();
-        self.backlog.count(staged, Sign::Queued);
+        self.backlog.add(JsBacklog::of(staged));
         self.events.append(staged);
         was_empty && !self.events.is_empty()
     }
@@ -542,9 +541,11 @@ impl Hub {
         } else {
             queue.events.drain(..max).collect()
         };
-        queue.backlog.count(&taken, Sign::Taken);
+        queue.backlog.remove(JsBacklog::of(&taken));
         let resume = queue.held_back && !queue.backlog.is_full();
-        queue.held_back &= !resume;
+        if resume {
+            queue.held_back = false;
+        }
         drop(queue);
         if resume {
             resume_held_back(&mut lock(&self.state));
