@@ -233,7 +233,8 @@ impl NativeServer {
     #[napi(catch_unwind)]
     pub fn drain(&self, env: Env, max: u32) -> Result<Vec<HubEvent>> {
         let events = self.hub.drain(max as usize);
-        // Every close is followed by a wake, and so by a call here, whoever took its event.
+        // The count falls only as JS is handed closes, and every handing is followed by a call
+        // here: the last close is seen before Node is let go.
         if !self.hub.has_open_native() {
             #[allow(deprecated)] // napi 3 has no other way to unref a live function
             lock_wake(&self.wake).unref(&env)?;

@@ -294,7 +294,9 @@ pub struct Hub {
     wake: Box<dyn Fn() + Send + Sync>,
     /// Re-arms the expiry timer when an earlier deadline appears.
     timer: Arc<Notify>,
-    /// Native sockets not yet reported closed: while there are any, Node must stay alive.
+    /// Native sockets whose close JS has not yet been handed: while there are any, Node must
+    /// stay alive. Counted down only as JS takes each `Closed` event, so JS can never let go of
+    /// Node while the event of the last close is still on its way.
     open_native: AtomicUsize,
 }
 
@@ -412,7 +414,21 @@ impl Hub {
         queue.held_back = false;
         drop(queue);
         resume_held_back(state);
+        // JS lets go of Node only when it drains, so a drain must follow the last close.
+        if self.hand_over(&events) {
+            (self.wake)();
+        }
         events
+    }
+
+    /// Counts the native closes among events handed to JS; true if there were any.
+    fn hand_over(&self, events: &[Event]) -> bool {
+        let closed = events
+            .iter()
+            .filter(|event| matches!(event, Event::Closed { .. }))
+            .count();
+        self.open_native.fetch_sub(closed, Ordering::AcqRel);
+        closed > 0
     }
 
     /// `ws` is about to write a 101 for `path_id`: plane input that could reach that path waits
@@ -542,6 +558,7 @@ impl Hub {
             queue.events.drain(..max).collect()
         };
         queue.backlog.remove(JsBacklog::of(&taken));
+        self.hand_over(&taken);
         let resume = queue.held_back && !queue.backlog.is_full();
         if resume {
             queue.held_back = false;
@@ -656,7 +673,6 @@ impl Inbound for Hub {
     }
 
     fn closed(&self, conn: ConnId, code: u16, reason: &str) {
-        self.open_native.fetch_sub(1, Ordering::AcqRel);
         self.plane_input(PlaneInput::Closed {
             conn,
             code,
