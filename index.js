@@ -13,7 +13,7 @@ import {
 import {createListeners} from './lib/listeners.js';
 import {createPaths} from './lib/paths.js';
 import {createServerClients} from './lib/server-client.js';
-import {detach, release, takeoverFd} from './lib/takeover.js';
+import {detach, planeOf, release} from './lib/takeover.js';
 
 const {NativeServer} = createRequire(import.meta.url)('./lib/native.cjs');
 
@@ -291,7 +291,7 @@ export const createWsServer = (
     }
     const multiplexed = webSocket.protocol == MULTIPLEX_PROTOCOL;
     const conn = nextConn++;
-    const fd = takeoverFd(webSocket, request);
+    const {fd} = planeOf(webSocket, request);
     if (fd === undefined) {
       openJs(webSocket, conn, pathId, clientId, multiplexed);
     } else {

@@ -4,8 +4,8 @@
 // A taken-over socket gets a prototype of its own rather than methods of its own: one prototype
 // switch per connection instead of a closure per method, which a connection storm pays for
 // thousands of times on the JS thread and keeps in the heap for as long as the connections live.
-
-import {WebSocket} from 'ws';
+// That prototype extends the socket's own class (whichever copy of ws, or user subclass, made it),
+// so `instanceof` and everything the facade does not replace behave as before.
 
 const CLOSING = 2;
 const CLOSED = 3;
@@ -18,87 +18,102 @@ const NATIVE = Symbol('native');
 // ws's send(), ping() and pong() take their callback last, after optional arguments.
 const callbackOf = (...args) => args.find((arg) => typeof arg == 'function');
 
-class TakenOverWebSocket extends WebSocket {
-  get bufferedAmount() {
-    return this[NATIVE].bufferedAmount(this[CONN]);
-  }
+const facadeClassOf = (WebSocketClass) =>
+  class TakenOverWebSocket extends WebSocketClass {
+    get bufferedAmount() {
+      return this[NATIVE].bufferedAmount(this[CONN]);
+    }
 
-  send(data, options, callback) {
-    const done = callbackOf(options, callback);
-    if (this.readyState != this.OPEN) {
-      done?.(new Error('WebSocket is not open: readyState ' + this.readyState));
-      return;
+    send(data, options, callback) {
+      const done = callbackOf(options, callback);
+      if (this.readyState != this.OPEN) {
+        done?.(
+          new Error('WebSocket is not open: readyState ' + this.readyState),
+        );
+        return;
+      }
+      // As ws: numbers go as text, other data as binary unless `binary` says otherwise.
+      const text = typeof data == 'number' ? String(data) : data;
+      if (options?.binary ?? typeof text != 'string') {
+        this[NATIVE].sendNativeBinary(this[CONN], Buffer.from(text));
+      } else {
+        this[NATIVE].sendNative(this[CONN], Buffer.from(text).toString('utf8'));
+      }
+      if (done) {
+        process.nextTick(done);
+      }
     }
-    // As ws: numbers go as text, other data as binary unless `binary` says otherwise.
-    const text = typeof data == 'number' ? String(data) : data;
-    if (options?.binary ?? typeof text != 'string') {
-      this[NATIVE].sendNativeBinary(this[CONN], Buffer.from(text));
-    } else {
-      this[NATIVE].sendNative(this[CONN], Buffer.from(text).toString('utf8'));
-    }
-    if (done) {
-      process.nextTick(done);
-    }
-  }
 
-  // As ws's close(): no code sends a Close without a status, and a code that may not be sent
-  // throws before anything changes.
-  close(code, reason) {
-    if (this.readyState >= CLOSING) {
-      return;
-    }
-    if (Buffer.byteLength(String(reason ?? '')) > MAX_CLOSE_REASON_BYTES) {
-      throw new RangeError('The message must not be greater than 123 bytes');
-    }
-    if (
-      (code !== undefined && typeof code != 'number') ||
-      !this[NATIVE].closeNative(this[CONN], code, String(reason ?? ''))
-    ) {
-      throw new TypeError('First argument must be a valid error code number');
-    }
-    this._readyState = CLOSING;
-  }
-
-  terminate() {
-    if (this.readyState != CLOSED) {
+    // As ws's close(): no code sends a Close without a status, and a code that may not be sent
+    // throws before anything changes.
+    close(code, reason) {
+      if (this.readyState >= CLOSING) {
+        return;
+      }
+      if (Buffer.byteLength(String(reason ?? '')) > MAX_CLOSE_REASON_BYTES) {
+        throw new RangeError('The message must not be greater than 123 bytes');
+      }
+      if (
+        (code !== undefined && typeof code != 'number') ||
+        !this[NATIVE].closeNative(this[CONN], code, String(reason ?? ''))
+      ) {
+        throw new TypeError('First argument must be a valid error code number');
+      }
       this._readyState = CLOSING;
-      this[NATIVE].terminateNative(this[CONN]);
     }
-  }
 
-  // A ping goes out natively and its pong comes back as ws's 'pong' event, so ws's own
-  // heartbeat pattern keeps working. The plane answers the peer's pings itself.
-  ping(data, mask, callback) {
-    const done = callbackOf(data, mask, callback);
-    if (this.readyState == this.OPEN) {
-      this[NATIVE].pingNative(
-        this[CONN],
-        typeof data == 'function' || data === undefined
-          ? Buffer.alloc(0)
-          : Buffer.from(String(data)),
-      );
+    terminate() {
+      if (this.readyState != CLOSED) {
+        this._readyState = CLOSING;
+        this[NATIVE].terminateNative(this[CONN]);
+      }
     }
-    if (done) {
-      process.nextTick(done);
+
+    // A ping goes out natively and its pong comes back as ws's 'pong' event, so ws's own
+    // heartbeat pattern keeps working. The plane answers the peer's pings itself.
+    ping(data, mask, callback) {
+      const done = callbackOf(data, mask, callback);
+      if (this.readyState == this.OPEN) {
+        this[NATIVE].pingNative(
+          this[CONN],
+          typeof data == 'function' || data === undefined
+            ? Buffer.alloc(0)
+            : Buffer.from(String(data)),
+        );
+      }
+      if (done) {
+        process.nextTick(done);
+      }
     }
-  }
 
-  pong(data, mask, callback) {
-    const done = callbackOf(data, mask, callback);
-    if (done) {
-      process.nextTick(done);
+    pong(data, mask, callback) {
+      const done = callbackOf(data, mask, callback);
+      if (done) {
+        process.nextTick(done);
+      }
     }
-  }
 
-  // ws's pause() and resume() stop and restart reading the socket.
-  pause() {
-    setPaused(this, true);
-  }
+    // ws's pause() and resume() stop and restart reading the socket.
+    pause() {
+      setPaused(this, true);
+    }
 
-  resume() {
-    setPaused(this, false);
+    resume() {
+      setPaused(this, false);
+    }
+  };
+
+// The socket's own class -> its facade's prototype, made once per class.
+const facadePrototypes = new WeakMap();
+const facadePrototypeOf = (webSocket) => {
+  const WebSocketClass = Object.getPrototypeOf(webSocket).constructor;
+  let prototype = facadePrototypes.get(WebSocketClass);
+  if (prototype === undefined) {
+    prototype = facadeClassOf(WebSocketClass).prototype;
+    facadePrototypes.set(WebSocketClass, prototype);
   }
-}
+  return prototype;
+};
 
 // Not a private method: the instances never ran this class's constructor, so they carry no
 // private brand.
@@ -128,7 +143,7 @@ export const becomeFacade = (webSocket, conn, native) => {
   webSocket._sender = null;
   webSocket[CONN] = conn;
   webSocket[NATIVE] = native;
-  Object.setPrototypeOf(webSocket, TakenOverWebSocket.prototype);
+  Object.setPrototypeOf(webSocket, facadePrototypeOf(webSocket));
   webSocket.on('newListener', mirrorWhenListened);
   webSocket.on('removeListener', stopMirroringWhenUnlistened);
 };

@@ -1,10 +1,13 @@
 // The JS half of handing a `ws` connection to the native plane: deciding whether it can be taken
 // over, detaching ws from the socket, and collecting what Node already read, all in the tick of the
 // 'connection' event (see the connection-takeover design notes for each trap guarded here).
+//
+// A WebSocket is recognised by its structure, not by being an instance of this package's copy of
+// ws: an app's WebSocketServer often comes from another copy (a monorepo, `npm link`, a framework
+// that bundles ws), and every copy of ws 8 builds its sockets the same way.
 
 import {Socket} from 'node:net';
 import {TLSSocket} from 'node:tls';
-import {WebSocket} from 'ws';
 
 // The socket listeners ws 8 adds in `setSocket`; they must go so ws no longer reads or reacts.
 const WS_SOCKET_LISTENERS = [
@@ -14,43 +17,124 @@ const WS_SOCKET_LISTENERS = [
   ['error', 'socketOnError'],
 ];
 
+// What the facade replaces: user code that replaced any of them first is relying on its own.
+const FACADE_MEMBERS = [
+  'send',
+  'close',
+  'terminate',
+  'ping',
+  'pong',
+  'pause',
+  'resume',
+  'bufferedAmount',
+];
+
+// Accessors every ws 8 WebSocket class defines on its prototype.
+const WS_ACCESSORS = ['readyState', 'bufferedAmount', 'extensions', 'isPaused'];
+
 const noop = () => {};
+
+const hasAccessor = (prototype, name) =>
+  typeof Object.getOwnPropertyDescriptor(prototype, name)?.get == 'function';
+
+/**
+ * The prototype of ws 8's own WebSocket class in `webSocket`'s chain (below any user subclass),
+ * or undefined if `webSocket` is not built the way ws 8 builds it.
+ */
+export const wsPrototypeOf = (webSocket) => {
+  if (webSocket === null || typeof webSocket != 'object') {
+    return undefined;
+  }
+  for (
+    let prototype = Object.getPrototypeOf(webSocket);
+    prototype !== null && prototype !== Object.prototype;
+    prototype = Object.getPrototypeOf(prototype)
+  ) {
+    if (Object.hasOwn(prototype, 'setSocket')) {
+      return typeof prototype.setSocket == 'function' &&
+        WS_ACCESSORS.every((name) => hasAccessor(prototype, name))
+        ? prototype
+        : undefined;
+    }
+  }
+  return undefined;
+};
+
+// ws 8's WebSocket state once `setSocket` has run, and its four listeners on the socket.
+const hasWsShape = (webSocket, socket) =>
+  wsPrototypeOf(webSocket) !== undefined &&
+  typeof webSocket._readyState == 'number' &&
+  webSocket._receiver != null &&
+  webSocket._sender != null &&
+  typeof webSocket.listenerCount == 'function' &&
+  typeof socket?.listeners == 'function' &&
+  WS_SOCKET_LISTENERS.every(([event, name]) =>
+    socket.listeners(event).some((listener) => listener.name == name),
+  );
 
 const hasNegotiatedExtension = (webSocket) =>
   Object.keys(webSocket._extensions ?? {}).length > 0 ||
   (webSocket.extensions ?? '') !== '';
 
-// Whether user code had already hooked into this WebSocket before us, in which case it keeps
-// working exactly as ws would run it.
-const isInstrumented = (webSocket) =>
-  webSocket.listenerCount('message') > 0 ||
-  webSocket.send !== WebSocket.prototype.send;
+// Whether user code hooked into this WebSocket before us (a 'message' listener, or one of the
+// members the facade replaces, patched on the socket or overridden by a subclass), in which case it
+// keeps working exactly as ws runs it. Judged against the socket's own copy of ws.
+const isInstrumented = (webSocket) => {
+  if (webSocket.listenerCount('message') > 0) {
+    return true;
+  }
+  const wsPrototype = wsPrototypeOf(webSocket);
+  for (
+    let object = webSocket;
+    object !== wsPrototype;
+    object = Object.getPrototypeOf(object)
+  ) {
+    if (FACADE_MEMBERS.some((name) => Object.hasOwn(object, name))) {
+      return true;
+    }
+  }
+  return false;
+};
+
+// Each check names why a connection stays in JS; the first that applies is its reason.
+const KEEP_IN_JS = [
+  ['platform', () => process.platform == 'win32'],
+  ['unknown-ws-shape', (webSocket, socket) => !hasWsShape(webSocket, socket)],
+  ['tls', (_, socket) => socket instanceof TLSSocket || socket.encrypted],
+  ['no-fd', (_, socket) => !(socket instanceof Socket)],
+  ['foreign-socket', (_, socket, request) => request?.socket !== socket],
+  ['deflate', (webSocket) => hasNegotiatedExtension(webSocket)],
+  ['instrumented', (webSocket) => isInstrumented(webSocket)],
+  // Already flowing means ws may have consumed frames: they are in its receiver, not ours.
+  [
+    'already-reading',
+    (_, socket) =>
+      socket.readableFlowing && !socket._readableState?.resumeScheduled,
+  ],
+  // The 101 response must be on the wire before another writer touches the fd.
+  ['unflushed-upgrade', (_, socket) => socket.writableLength > 0],
+  ['closed', (_, socket) => socket.destroyed],
+  [
+    'no-fd',
+    (_, socket) => {
+      const fd = socket._handle?.fd;
+      return !Number.isInteger(fd) || fd < 0;
+    },
+  ],
+];
 
 /**
- * The fd of a plain, quiet TCP socket that ws has just upgraded, or undefined if this connection
- * has to stay in JS.
+ * Where a connection ws has just upgraded goes: `{fd}` of a plain, quiet TCP socket the native
+ * plane can take over, or `{reason}` it has to stay in JS.
  */
-export const takeoverFd = (webSocket, request) => {
+export const planeOf = (webSocket, request) => {
   const socket = webSocket?._socket;
-  if (
-    process.platform == 'win32' ||
-    !(webSocket instanceof WebSocket) ||
-    !(socket instanceof Socket) ||
-    socket instanceof TLSSocket ||
-    socket.encrypted ||
-    request?.socket !== socket ||
-    hasNegotiatedExtension(webSocket) ||
-    isInstrumented(webSocket) ||
-    // Already flowing means ws may have consumed frames: they are in its receiver, not ours.
-    (socket.readableFlowing && !socket._readableState?.resumeScheduled) ||
-    // The 101 response must be on the wire before another writer touches the fd.
-    socket.writableLength > 0 ||
-    socket.destroyed
-  ) {
-    return undefined;
+  for (const [reason, applies] of KEEP_IN_JS) {
+    if (applies(webSocket, socket, request)) {
+      return {reason};
+    }
   }
-  const fd = socket._handle?.fd;
-  return Number.isInteger(fd) && fd >= 0 ? fd : undefined;
+  return {fd: socket._handle.fd};
 };
 
 /**

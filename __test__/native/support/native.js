@@ -121,6 +121,8 @@ export const selfSignedCertificate = () => {
 /**
  * A native createWsServer on a noServer WebSocketServer fed by an http server (and an https one
  * when `tls` is given), so that one WebSocketServer accepts both plain and TLS connections.
+ * `WebSocketServerClass` and `serverOptions` choose the WebSocketServer (by default this package's
+ * ws, without permessage-deflate unless `perMessageDeflate` is set).
  * `connections` lists, for every connection the WebSocketServer accepted, the server-side
  * WebSocket, its request, and counts of the 'data' events of its socket and of the 'message'
  * events of its WebSocket; the listener that records them is added after createWsServer, as a
@@ -135,11 +137,15 @@ export const startNative = async (
     onIgnoredError,
     nativeOptions,
     requestTimeoutSeconds,
+    // Another copy's class, to serve from a WebSocketServer that is not this package's ws.
+    WebSocketServerClass = WebSocketServer,
+    serverOptions,
   } = {},
 ) => {
-  const webSocketServer = new WebSocketServer({
+  const webSocketServer = new WebSocketServerClass({
     noServer: true,
     perMessageDeflate,
+    ...serverOptions,
   });
   const sockets = new Map();
   const upgrade = (request, socket, head) =>
