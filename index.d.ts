@@ -36,3 +36,47 @@ export type WithNativeOptions<
   ((
     ...args: [...Parameters<CreateWsServer>, nativeOptions?: NativeOptions]
   ) => ReturnType<CreateWsServer>);
+
+/** Why a connection stayed in ws, on the JS plane, instead of being taken over. */
+export type KeptInJsReason =
+  | 'platform'
+  | 'unknown-ws-shape'
+  | 'tls'
+  | 'no-fd'
+  | 'foreign-socket'
+  | 'deflate'
+  | 'instrumented'
+  | 'already-reading'
+  | 'unflushed-upgrade'
+  | 'closed';
+
+/** Connections per plane: taken since the start (`opened`) and held now (`open`). */
+export type PlaneStats = {
+  native: {opened: number; open: number};
+  js: {
+    opened: number;
+    open: number;
+    /** Connections kept in JS since the start, by reason. */
+    byReason: Partial<Record<KeptInJsReason, number>>;
+  };
+};
+
+/** The plane a connection runs on, and why it stayed in JS if it did. */
+export type ConnectionPlane =
+  {plane: 'native'} | {plane: 'js'; reason: KeptInJsReason};
+
+/**
+ * Connections per plane for one server this package created, or, without an
+ * argument, for all of them in this process; undefined for any other server.
+ */
+export declare function getPlaneStats(
+  wsServer?: object,
+): PlaneStats | undefined;
+
+/**
+ * The plane of a WebSocket a server of this package accepted as a client;
+ * undefined for any other.
+ */
+export declare function getConnectionPlane(
+  webSocket: object,
+): ConnectionPlane | undefined;

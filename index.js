@@ -12,8 +12,11 @@ import {
 } from './lib/facade.js';
 import {createListeners} from './lib/listeners.js';
 import {createPaths} from './lib/paths.js';
+import {createPlaneCounts} from './lib/plane-stats.js';
 import {createServerClients} from './lib/server-client.js';
 import {detach, planeOf, release} from './lib/takeover.js';
+
+export {getConnectionPlane, getPlaneStats} from './lib/plane-stats.js';
 
 const {NativeServer} = createRequire(import.meta.url)('./lib/native.cjs');
 
@@ -52,8 +55,10 @@ export const createWsServer = (
   let stoppingAll = false;
   const pathStops = [];
   let nextConn = 1;
-  // conn -> {webSocket, native}: `native` when the plane took the socket over
+  // conn -> {webSocket, native, closed}: `native` when the plane took the socket over, `closed`
+  // counts its close
   const conns = new Map();
+  const planeCounts = createPlaneCounts();
   const webSockets = new Set();
   const serverRemovers = [];
   // webSocket -> what removes the listeners added to it, dropped once it closes
@@ -179,7 +184,7 @@ export const createWsServer = (
     close: ({conn, code, text}) => conns.get(conn)?.webSocket.close(code, text),
     closed: ({conn, code, text}) => {
       const facade = facadeOf(conn);
-      conns.delete(conn);
+      forget(conn);
       if (facade) {
         emitClosed(facade, code, text);
       }
@@ -218,6 +223,11 @@ export const createWsServer = (
     socketRemovers.delete(webSocket);
   };
 
+  const forget = (conn) => {
+    conns.get(conn)?.closed();
+    conns.delete(conn);
+  };
+
   const openNative = (webSocket, conn, fd, pathId, clientId, multiplexed) => {
     const head = detach(webSocket);
     const events = native.adopt(conn, fd, head, {
@@ -226,18 +236,26 @@ export const createWsServer = (
       multiplexed,
     });
     becomeFacade(webSocket, conn, native);
-    conns.set(conn, {webSocket, native: true});
+    conns.set(conn, {
+      webSocket,
+      native: true,
+      closed: planeCounts.opened(webSocket),
+    });
     release(webSocket);
     apply(events);
   };
 
-  const openJs = (webSocket, conn, pathId, clientId, multiplexed) => {
-    conns.set(conn, {webSocket, native: false});
+  const openJs = (webSocket, conn, reason, pathId, clientId, multiplexed) => {
+    conns.set(conn, {
+      webSocket,
+      native: false,
+      closed: planeCounts.opened(webSocket, reason),
+    });
     addWebSocketListener(webSocket, 'message', (data) =>
       apply(native.receiveJs(conn, data.toString('utf8'))),
     );
     addWebSocketListener(webSocket, 'close', () => {
-      conns.delete(conn);
+      forget(conn);
       apply(native.closeJs(conn));
     });
     apply(native.openJs(conn, {pathId, clientId, multiplexed}));
@@ -291,9 +309,9 @@ export const createWsServer = (
     }
     const multiplexed = webSocket.protocol == MULTIPLEX_PROTOCOL;
     const conn = nextConn++;
-    const {fd} = planeOf(webSocket, request);
+    const {fd, reason} = planeOf(webSocket, request);
     if (fd === undefined) {
-      openJs(webSocket, conn, pathId, clientId, multiplexed);
+      openJs(webSocket, conn, reason, pathId, clientId, multiplexed);
     } else {
       openNative(webSocket, conn, fd, pathId, clientId, multiplexed);
     }
@@ -359,7 +377,9 @@ export const createWsServer = (
       for (const webSocket of [...socketRemovers.keys()]) {
         removeWebSocketListeners(webSocket);
       }
-      conns.clear();
+      for (const conn of [...conns.keys()]) {
+        forget(conn);
+      }
       webSockets.clear();
       native.shutdown();
       if (serverFailure) {
@@ -385,5 +405,6 @@ export const createWsServer = (
     getStats: paths.getStats,
     destroy,
   });
+  planeCounts.register(wsServer);
   return wsServer;
 };

@@ -3,7 +3,13 @@
 import type {createWsServer as createTinyBaseWsServer} from 'tinybase/synchronizers/synchronizer-ws-server/with-schemas';
 import type {WithNativeOptions} from '../index.js';
 
-export type {NativeOptions} from '../index.js';
+export type {
+  ConnectionPlane,
+  KeptInJsReason,
+  NativeOptions,
+  PlaneStats,
+} from '../index.js';
+export {getConnectionPlane, getPlaneStats} from '../index.js';
 export type {
   ClientIdsListener,
   PathIdsListener,

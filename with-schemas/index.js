@@ -1,2 +1,2 @@
 // Schemas only narrow the types; at run time it is the same server.
-export {createWsServer} from '../index.js';
+export {createWsServer, getConnectionPlane, getPlaneStats} from '../index.js';

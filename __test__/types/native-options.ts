@@ -5,7 +5,12 @@ import {createMergeableStore} from 'tinybase';
 import {createFilePersister} from 'tinybase/persisters/persister-file';
 import {
   createWsServer,
+  getConnectionPlane,
+  getPlaneStats,
+  type ConnectionPlane,
+  type KeptInJsReason,
   type NativeOptions,
+  type PlaneStats,
   type WsServer,
 } from 'tinybase-ws-server-native';
 import {createWsServer as createWsServerWithSchemas} from 'tinybase-ws-server-native/with-schemas';
@@ -36,4 +41,15 @@ createWsServerWithSchemas(
   {heartbeatMisses: 1},
 );
 
-export {withOptions};
+// Which plane connections use, per server or for the process, and per connection.
+const stats: PlaneStats | undefined = getPlaneStats(withOptions);
+const nativeOpen: number | undefined = getPlaneStats()?.native.open;
+const keptForTls: number | undefined = stats?.js.byReason.tls;
+webSocketServer.on('connection', (webSocket) => {
+  const plane: ConnectionPlane | undefined = getConnectionPlane(webSocket);
+  const reason: KeptInJsReason | undefined =
+    plane?.plane == 'js' ? plane.reason : undefined;
+  console.log(plane, reason);
+});
+
+export {withOptions, nativeOpen, keptForTls};
