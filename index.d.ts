@@ -9,12 +9,25 @@ export type {
   WsServerStats,
 } from 'tinybase/synchronizers/synchronizer-ws-server';
 
-/** How the native plane watches the connections it has taken over. */
+/** How the native plane watches the connections it has taken over, and the cluster it joins. */
 export type NativeOptions = {
   /** Ping a connection silent this many seconds; 0 turns the heartbeat off. Default 30. */
   heartbeatSeconds?: number;
   /** Drop a connection after this many unanswered pings in a row. Default 2. */
   heartbeatMisses?: number;
+  /**
+   * Serve each path together with the other servers that share this Redis
+   * and prefix: clients connected to any of them sync as if on one server.
+   */
+  cluster?: ClusterOptions;
+};
+
+/** Where the servers of one cluster meet. */
+export type ClusterOptions = {
+  /** `redis://[user:password@]host:port[/db]`. */
+  redis: string;
+  /** Names the cluster's channels in Redis; no `:`. Default `tinybase`. */
+  prefix?: string;
 };
 
 /**

@@ -37,7 +37,8 @@ const listen = (emitter, event, listener) => {
 /**
  * Creates a WsServer that synchronizes TinyBase clients connected to `webSocketServer`, exactly as
  * TinyBase's own `createWsServer` does. The optional last argument tunes the native plane:
- * `{heartbeatSeconds = 30, heartbeatMisses = 2}` (a heartbeat of 0 turns it off).
+ * `{heartbeatSeconds = 30, heartbeatMisses = 2}` (a heartbeat of 0 turns it off), and with
+ * `cluster: {redis, prefix = 'tinybase'}` joins the servers sharing that Redis and prefix.
  */
 export const createWsServer = (
   webSocketServer,
@@ -48,8 +49,12 @@ export const createWsServer = (
   {
     heartbeatSeconds = DEFAULT_HEARTBEAT_SECONDS,
     heartbeatMisses = DEFAULT_HEARTBEAT_MISSES,
+    cluster,
   } = {},
 ) => {
+  if (cluster !== undefined && typeof cluster?.redis != 'string') {
+    throw new TypeError('cluster.redis must be a Redis URL');
+  }
   let destroying;
   // Set once destroy() stops every path: their failures then reject destroy() instead.
   let stoppingAll = false;
@@ -101,6 +106,8 @@ export const createWsServer = (
       hasFactory: typeof createPersisterForPath == 'function',
       heartbeatIntervalMs: heartbeatSeconds * 1000,
       heartbeatMisses,
+      clusterRedis: cluster?.redis,
+      clusterPrefix: cluster?.prefix,
     },
     () => scheduleTurn(),
   );

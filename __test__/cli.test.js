@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import {spawn} from 'node:child_process';
 import {mkdtemp, readFile, readdir, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
@@ -19,6 +18,7 @@ import {
   defer,
   openClient,
   plain,
+  spawnNode,
   waitFor,
   waitForEqual,
 } from './support/harness.js';
@@ -55,29 +55,8 @@ const tempDir = async (t) => {
   return dir;
 };
 
-const spawnCli = (t, entry, args, cwd) => {
-  const child = spawn(process.execPath, [...entry, ...args], {
-    cwd,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const output = {stdout: '', stderr: ''};
-  child.stdout
-    .setEncoding('utf8')
-    .on('data', (data) => (output.stdout += data));
-  child.stderr
-    .setEncoding('utf8')
-    .on('data', (data) => (output.stderr += data));
-  const exited = new Promise((resolve) =>
-    child.on('close', (code, signal) => resolve({code, signal, ...output})),
-  );
-  defer(t, async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-    }
-    await exited;
-  });
-  return {child, output, exited};
-};
+const spawnCli = (t, entry, args, cwd) =>
+  spawnNode(t, [...entry, ...args], cwd);
 
 // For runs that end by themselves: --help, --version, bad flags.
 const runBin = async (t, args) =>
@@ -201,6 +180,7 @@ test('flags are parsed with their defaults', () => {
     host: DEFAULT_HOST,
     dataDir: DEFAULT_DATA_DIR,
     logLevel: 'normal',
+    cluster: undefined,
   });
   assert.equal(DEFAULT_PORT, 8047);
   assert.deepEqual(
@@ -212,6 +192,7 @@ test('flags are parsed with their defaults', () => {
       host: '::1',
       dataDir: 'd',
       logLevel: 'verbose',
+      cluster: undefined,
     },
   );
   assert.equal(parseCliArgs(['--port=65535']).port, 65535);
@@ -220,6 +201,17 @@ test('flags are parsed with their defaults', () => {
   assert.equal(parseCliArgs(['--help', '--port', 'nope']).help, true);
   assert.equal(parseCliArgs(['--version']).version, true);
   assert.throws(() => parseCliArgs(['--port', '65536']), UsageError);
+  assert.deepEqual(
+    parseCliArgs(['--redis', 'redis://127.0.0.1:6390', '--cluster-prefix', 'x'])
+      .cluster,
+    {redis: 'redis://127.0.0.1:6390', prefix: 'x'},
+  );
+  assert.deepEqual(parseCliArgs(['--redis', 'redis://r']).cluster, {
+    redis: 'redis://r',
+    prefix: undefined,
+  });
+  assert.throws(() => parseCliArgs(['--cluster-prefix', 'x']), UsageError);
+  assert.throws(() => parseCliArgs(['--redis', '']), UsageError);
 });
 
 test('--help prints the usage and exits 0', options, async (t) => {

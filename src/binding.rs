@@ -28,6 +28,10 @@ pub struct ServerOptions {
     pub heartbeat_interval_ms: f64,
     /// Pongs a native socket may miss in a row before it is dropped.
     pub heartbeat_misses: u32,
+    /// Joins a cluster of servers relaying through this Redis (`redis://` or `rediss://`).
+    pub cluster_redis: Option<String>,
+    /// Names the cluster's channels and keys in Redis (default `tinybase`).
+    pub cluster_prefix: Option<String>,
 }
 
 /// One event for the JS side; `kind` says which fields are set.
@@ -99,16 +103,24 @@ impl NativeServer {
             ..Settings::default()
         })
         .map_err(|error| Error::from_reason(format!("cannot start the native plane: {error}")))?;
+        let cluster = options.cluster_redis.map(|url| cluster::Config {
+            url,
+            prefix: options
+                .cluster_prefix
+                .unwrap_or_else(|| cluster::DEFAULT_PREFIX.to_owned()),
+        });
         let waker = wake.clone();
         let hub = Hub::new(
             router,
             plane,
+            cluster,
             Box::new(move || {
                 if let Ok(wake) = waker.lock() {
                     wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
                 }
             }),
-        );
+        )
+        .map_err(|error| Error::new(Status::InvalidArg, error))?;
         // A worker thread or process that ends without destroy() must still stop the plane, and
         // at once: the JS thread is exiting and its sockets are going anyway.
         let cleanup = env.add_env_cleanup_hook(hub.clone(), |hub| hub.shutdown_now())?;

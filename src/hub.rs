@@ -10,12 +10,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
+use cluster::Cluster;
 use connection_plane::{Connection, FrameError, Inbound, Plane};
 use sync_core::protocol::error::{Overflow, SyncError};
 use sync_core::protocol::limits::MAX_PAYLOAD_BYTES;
 use sync_core::router::{Backpressure, ConnId, Outbox, PathKey, Payload, Router};
 use tokio::sync::Notify;
 
+use crate::cluster_host::{ClusterHost, Offer};
 use crate::event::{Event, MessageData};
 
 /// Where a connection's frames go.
@@ -48,6 +50,8 @@ struct State {
     /// Pings facades sent that no pong has answered yet: only those pongs reach JS, not the
     /// heartbeat's.
     pings: HashMap<ConnId, usize>,
+    /// Content hashes this node's clients answered the cluster's resync with, to hand on.
+    offers: Vec<Offer>,
 }
 
 /// What waits for the JS thread's server clients. When JS falls behind the relay, the sockets
@@ -210,6 +214,8 @@ struct Effects<'a> {
     conns: &'a mut HashMap<ConnId, Conn>,
     mirrored: &'a mut HashSet<ConnId>,
     events: &'a mut Vec<Event>,
+    cluster: Option<&'a Cluster>,
+    offers: &'a mut Vec<Offer>,
 }
 
 impl Outbox for Effects<'_> {
@@ -259,6 +265,12 @@ impl Outbox for Effects<'_> {
     }
 
     fn path_ids(&mut self, path_id: &str, change: i8) {
+        if let Some(cluster) = self.cluster {
+            match change {
+                1 => cluster.listen(path_id),
+                _ => cluster.unlisten(path_id),
+            }
+        }
         self.events.push(Event::PathIds {
             path_id: path_id.to_owned(),
             change,
@@ -282,6 +294,16 @@ impl Outbox for Effects<'_> {
             payload: payload.to_owned(),
         });
     }
+
+    fn publish(&mut self, path_id: &str, to: &str, payload: &Payload) {
+        if let Some(cluster) = self.cluster {
+            if let Some(offer) = Offer::answering(cluster, path_id, to, payload) {
+                self.offers.push(offer);
+            } else {
+                cluster.publish(path_id, to, payload.as_str());
+            }
+        }
+    }
 }
 
 /// One `createWsServer`'s native half.
@@ -298,10 +320,25 @@ pub struct Hub {
     /// stay alive. Counted down only as JS takes each `Closed` event, so JS can never let go of
     /// Node while the event of the last close is still on its way.
     open_native: AtomicUsize,
+    /// This node's link to the other nodes of a cluster, if it is in one.
+    cluster: Option<Cluster>,
 }
 
 impl Hub {
-    pub fn new(router: Router, plane: Plane, wake: Box<dyn Fn() + Send + Sync>) -> Arc<Hub> {
+    pub fn new(
+        router: Router,
+        plane: Plane,
+        cluster: Option<cluster::Config>,
+        wake: Box<dyn Fn() + Send + Sync>,
+    ) -> Result<Arc<Hub>, String> {
+        let host = Arc::new(ClusterHost::default());
+        let (cluster, link) = match cluster {
+            Some(config) => {
+                let (cluster, link) = Cluster::new(&config, host.clone())?;
+                (Some(cluster), Some(link))
+            }
+            None => (None, None),
+        };
         let timer = Arc::new(Notify::new());
         let hub = Arc::new(Hub {
             state: Mutex::new(State {
@@ -315,28 +352,37 @@ impl Hub {
                 held_back: HashSet::new(),
                 user_paused: HashSet::new(),
                 pings: HashMap::new(),
+                offers: Vec::new(),
             }),
             queue: Mutex::default(),
             plane: Mutex::new(None),
             wake,
             timer: timer.clone(),
             open_native: AtomicUsize::new(0),
+            cluster,
         });
         plane.spawn(expire_when_due(Arc::downgrade(&hub), timer));
+        if let Some(link) = link {
+            host.attach(&hub);
+            plane.spawn(link);
+        }
         *lock(&hub.plane) = Some(plane);
-        hub
+        Ok(hub)
     }
 
     /// Runs `action` on the router, then re-arms the timer if an earlier deadline appeared.
     fn act(&self, state: &mut State, action: impl FnOnce(&mut Router, &mut Effects)) {
-        action(
-            &mut state.router,
-            &mut Effects {
-                conns: &mut state.conns,
-                mirrored: &mut state.mirrored,
-                events: &mut state.events,
-            },
-        );
+        let mut effects = Effects {
+            conns: &mut state.conns,
+            mirrored: &mut state.mirrored,
+            events: &mut state.events,
+            cluster: self.cluster.as_ref(),
+            offers: &mut state.offers,
+        };
+        action(&mut state.router, &mut effects);
+        while let Some(offer) = effects.offers.pop() {
+            offer.hand_on(&mut state.router, &mut effects);
+        }
         let next = state.router.next_deadline();
         if next.is_some_and(|next| state.armed.is_none_or(|armed| next < armed)) {
             state.armed = next;
@@ -541,6 +587,25 @@ impl Hub {
     /// The server is being destroyed: every path stops now, without client events.
     pub fn stop_all(&self) -> Vec<Event> {
         self.on_js_thread(|router, effects| router.stop_all(effects))
+    }
+
+    /// Routes to this node's clients of `path_id` what a client elsewhere sent (see
+    /// [`Router::deliver`]), from off the JS thread.
+    pub(crate) fn deliver(&self, path_id: &str, from: &str, to: &str, payload: &Payload) {
+        self.off_js_thread(|router, effects| router.deliver(path_id, from, to, payload, effects));
+    }
+
+    /// An error for `onIgnoredError`, from off the JS thread.
+    pub(crate) fn report(&self, message: String) {
+        self.off_js_thread_with(|state| {
+            state.events.push(Event::Error { message });
+            None
+        });
+    }
+
+    /// This node's link to the cluster, if it is in one.
+    pub(crate) fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
     }
 
     /// Whether any native socket is still open.

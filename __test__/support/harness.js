@@ -1,3 +1,4 @@
+import {spawn} from 'node:child_process';
 import {once} from 'node:events';
 import {setTimeout as delay} from 'node:timers/promises';
 import {isDeepStrictEqual} from 'node:util';
@@ -331,4 +332,29 @@ export const openRawMultiplex = async (t, server, basePath = '') => {
     receiveOn: (channelId, match = () => true, what = 'a channel message') =>
       waitFor(() => onChannel(channelId).find(match), what),
   };
+};
+
+// A child Node.js process running `args`, its output collected; killed when the test ends.
+export const spawnNode = (t, args, cwd) => {
+  const child = spawn(process.execPath, args, {
+    cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output = {stdout: '', stderr: ''};
+  child.stdout
+    .setEncoding('utf8')
+    .on('data', (data) => (output.stdout += data));
+  child.stderr
+    .setEncoding('utf8')
+    .on('data', (data) => (output.stderr += data));
+  const exited = new Promise((resolve) =>
+    child.on('close', (code, signal) => resolve({code, signal, ...output})),
+  );
+  defer(t, async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+    }
+    await exited;
+  });
+  return {child, output, exited};
 };

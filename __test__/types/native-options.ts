@@ -32,6 +32,10 @@ createWsServer(webSocketServer, undefined, undefined, undefined, undefined, {
   heartbeatSeconds: 0,
 });
 
+createWsServer(webSocketServer, undefined, undefined, undefined, undefined, {
+  cluster: {redis: 'redis://127.0.0.1:6379', prefix: 'app'},
+});
+
 createWsServerWithSchemas(
   webSocketServer,
   undefined,

@@ -18,6 +18,12 @@ Options:
   -d, --data <dir>    keep each path's data in a JSON file in <dir>
                       (default ./${DEFAULT_DATA_DIR})
   -m, --memory        keep no data on the server: clients sync with each other
+      --redis <url>   serve each path together with the other servers using
+                      this Redis (redis://[user:password@]host:port): put any
+                      number of them behind a load balancer
+      --cluster-prefix <prefix>
+                      names this cluster's channels in Redis, so clusters can
+                      share one (default tinybase; no ':')
   -q, --quiet         print only the listening line and errors
   -v, --verbose       also log paths and clients coming and going, and errors
                       the server ignores
@@ -36,6 +42,8 @@ const OPTIONS = {
   host: {type: 'string'},
   data: {type: 'string', short: 'd'},
   memory: {type: 'boolean', short: 'm'},
+  redis: {type: 'string'},
+  'cluster-prefix': {type: 'string'},
   quiet: {type: 'boolean', short: 'q'},
   verbose: {type: 'boolean', short: 'v'},
   help: {type: 'boolean', short: 'h'},
@@ -81,6 +89,12 @@ export const parseCliArgs = (args) => {
   if (values.data === '') {
     throw new UsageError('--data cannot be empty');
   }
+  if (values.redis === '') {
+    throw new UsageError('--redis cannot be empty');
+  }
+  if (values['cluster-prefix'] !== undefined && values.redis === undefined) {
+    throw new UsageError('--cluster-prefix needs --redis');
+  }
   return {
     help: false,
     version: false,
@@ -88,5 +102,9 @@ export const parseCliArgs = (args) => {
     host: values.host ?? DEFAULT_HOST,
     dataDir: values.memory ? undefined : (values.data ?? DEFAULT_DATA_DIR),
     logLevel: values.quiet ? 'quiet' : values.verbose ? 'verbose' : 'normal',
+    cluster:
+      values.redis === undefined
+        ? undefined
+        : {redis: values.redis, prefix: values['cluster-prefix']},
   };
 };

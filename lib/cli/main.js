@@ -62,6 +62,7 @@ export const runCli = async (args, loadCreateWsServer) => {
       port: options.port,
       host: options.host,
       dataDir: options.dataDir,
+      cluster: options.cluster,
       log,
     });
   } catch (error) {

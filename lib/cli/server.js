@@ -32,6 +32,7 @@ export const startSyncServer = async ({
   port,
   host,
   dataDir,
+  cluster,
   log,
 }) => {
   const absoluteDataDir = dataDir === undefined ? undefined : resolve(dataDir);
@@ -71,7 +72,14 @@ export const startSyncServer = async ({
     wsServer = createWsServer(
       webSocketServer,
       createPersisterForPath,
-      (error) => log.verbose(`ignored error: ${error?.message ?? error}`),
+      // A cluster's link to Redis going away is worth seeing at every level.
+      (error) =>
+        (String(error?.message).startsWith('cluster:')
+          ? log.error
+          : log.verbose)(`ignored error: ${error?.message ?? error}`),
+      undefined,
+      undefined,
+      cluster === undefined ? undefined : {cluster},
     );
   } catch (error) {
     webSocketServer.close();

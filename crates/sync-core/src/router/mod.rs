@@ -27,7 +27,7 @@ use crate::protocol::payload as envelope;
 use connection::{Channel, Conn, Conns, Decoder, Kind, Legacy, Multiplexed};
 use hold::{Held, SocketHolds, ToServer};
 use path::{ChannelRef, Client, Leave, Paths, Start, Waiter};
-use relay::relay;
+use relay::{publish, relay};
 use timers::{Timer, Timers};
 
 pub use payload::Payload;
@@ -86,6 +86,10 @@ pub trait Outbox {
     fn stop_path(&mut self, path: PathKey);
     /// Delivers one whole message, `fromClientId\nmessage`, to the path's server client.
     fn to_server(&mut self, path: PathKey, payload: &str);
+    /// A client of this router sent `payload` (`fromClientId\nremainder`) on `path_id` to every
+    /// client (`to` empty) or to `to`, a client that is not here: a cluster publishes it for the
+    /// clients of other nodes. A lone server has no one else to tell.
+    fn publish(&mut self, _path_id: &str, _to: &str, _payload: &Payload) {}
 }
 
 /// The relay's state for every path, client and connection.
@@ -359,6 +363,7 @@ impl Router {
                     &mut self.conns,
                     out,
                 );
+                publish(path, &to, &forwarded, out);
             }
             return;
         }
@@ -508,6 +513,28 @@ impl Router {
                 &mut self.conns,
                 out,
             );
+            publish(path, &held.to, &forwarded, out);
+        }
+    }
+
+    /// Delivers to this router's clients of `path_id` what a client elsewhere sent there: a
+    /// client of another node of a cluster, or a node's own pseudo client. It goes where the
+    /// sender's message would go on one server (`payload` is `from\nremainder`, `to` empty for
+    /// every client but `from`), except to the server client, which talks to this node's
+    /// clients only; nothing is published again.
+    pub fn deliver(
+        &mut self,
+        path_id: &str,
+        from: &str,
+        to: &str,
+        payload: &Payload,
+        out: &mut impl Outbox,
+    ) {
+        let Some(path) = self.paths.current(path_id) else {
+            return;
+        };
+        if !path.stopping {
+            relay(path, from, to, payload, None, &mut self.conns, out);
         }
     }
 

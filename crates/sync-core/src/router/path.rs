@@ -112,6 +112,11 @@ impl Paths {
         self.generations.get(&key)
     }
 
+    /// The current generation of `path_id`, if it has one.
+    pub(super) fn current(&self, path_id: &str) -> Option<&Path> {
+        self.by_id.get(path_id).map(|key| &self.generations[key])
+    }
+
     pub(super) fn get_mut(&mut self, key: PathKey) -> Option<&mut Path> {
         self.generations.get_mut(&key)
     }

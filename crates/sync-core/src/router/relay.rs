@@ -40,6 +40,14 @@ pub(super) fn relay(
     }
 }
 
+/// Offers what a client relayed on `path` to other nodes, unless its addressee is here or is
+/// the server client.
+pub(super) fn publish(path: &Path, to: &str, forwarded: &Payload, out: &mut impl Outbox) {
+    if to.is_empty() || (to != SERVER_CLIENT_ID && !path.clients.contains_key(to)) {
+        out.publish(&path.id, to, forwarded);
+    }
+}
+
 /// Sends to one client, wrapping for its channel, and overflows its socket if the payload is
 /// too large or the socket is backpressured.
 fn send(

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::protocol::limits::MAX_QUEUED_MESSAGES;
+use crate::protocol::limits::{MAX_QUEUED_MESSAGES, MULTIPLE_CLIENT_ID};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Event {
@@ -24,6 +24,8 @@ struct Recorder {
     events: Vec<Event>,
     payloads: Vec<Payload>,
     backpressured: HashSet<ConnId>,
+    /// What a cluster would publish: path id, addressee, payload.
+    published: Vec<(String, String, String)>,
 }
 
 impl Outbox for Recorder {
@@ -63,6 +65,11 @@ impl Outbox for Recorder {
 
     fn to_server(&mut self, path: PathKey, payload: &str) {
         self.events.push(ToServer(path.0, payload.into()));
+    }
+
+    fn publish(&mut self, path_id: &str, to: &str, payload: &Payload) {
+        self.published
+            .push((path_id.into(), to.into(), payload.as_str().into()));
     }
 }
 
@@ -1019,4 +1026,78 @@ fn stopping_every_path_without_a_factory_removes_them_at_once() {
     assert_eq!(f.router.stats(), Stats::default());
     f.close(1);
     assert_eq!(f.events(), vec![]);
+}
+
+fn published(path_id: &str, to: &str, payload: &str) -> (String, String, String) {
+    (path_id.into(), to.into(), payload.into())
+}
+
+#[test]
+fn what_other_nodes_may_need_is_published_once_and_nothing_else() {
+    let mut f = Fixture::new(false);
+    f.open(1, "p", "ka");
+    f.open(2, "p", "kb");
+    f.receive(1, &format!("\n{GET}"));
+    f.receive(1, &format!("kb\n{GET}"));
+    f.receive(1, &format!("elsewhere\n{GET}"));
+    f.receive(1, &format!("S\n{GET}"));
+    assert_eq!(
+        f.out.published,
+        [
+            published("p", "", &format!("ka\n{GET}")),
+            published("p", "elsewhere", &format!("ka\n{GET}")),
+        ]
+    );
+    assert_eq!(
+        f.sends(),
+        [
+            sent(2, &format!("ka\n{GET}")),
+            sent(2, &format!("ka\n{GET}"))
+        ]
+    );
+}
+
+#[test]
+fn messages_held_while_a_path_starts_are_published_as_they_are_relayed() {
+    let mut f = Fixture::new(true);
+    f.open(1, "p", "ka");
+    f.receive(1, &format!("\n{GET}"));
+    assert!(f.out.published.is_empty());
+    f.ready(0, true);
+    assert_eq!(f.out.published, [published("p", "", &format!("ka\n{GET}"))]);
+}
+
+#[test]
+fn a_delivery_from_elsewhere_reaches_this_nodes_clients_as_a_local_message_would() {
+    let mut f = Fixture::new(true);
+    f.open(1, "p", "ka");
+    f.open(2, "p", "kb");
+    f.open_multiplexed(3, "base", "kc");
+    f.hello(3);
+    f.subscribe(3, "p");
+    f.ready(0, true);
+    f.ready(1, true);
+    f.events();
+    let payload = Payload::from(format!("kz\n{GET}"));
+    f.router.deliver("p", "kz", "", &payload, &mut f.out);
+    f.router.deliver("p", "kz", "kb", &payload, &mut f.out);
+    f.router.deliver("p", "kz", "nobody", &payload, &mut f.out);
+    f.router.deliver("unknown", "kz", "", &payload, &mut f.out);
+    let from_remote = format!("kz\n{GET}");
+    assert_eq!(
+        f.events(),
+        [
+            Send(1, from_remote.clone()),
+            Send(2, from_remote.clone()),
+            Send(2, from_remote),
+        ]
+    );
+    f.router.deliver("base/p", "kz", "", &payload, &mut f.out);
+    assert_eq!(
+        f.sends(),
+        [sent(3, &format!("{MULTIPLE_CLIENT_ID}\np\nkz\n{GET}"))]
+    );
+    f.router.deliver("p", "ka", "", &payload, &mut f.out);
+    assert_eq!(f.sends(), [sent(2, &format!("kz\n{GET}"))]);
+    assert!(f.out.published.is_empty());
 }

@@ -1,0 +1,192 @@
+#![deny(clippy::all)]
+//! Cluster relay: one path served by several server processes, joined through Redis pub/sub.
+//!
+//! Each node publishes once what its own clients send on a path (in a small binary envelope,
+//! see [`envelope`]) on that path's channel, and listens to a path's channel only while it has
+//! clients on it. What another node published is handed to the [`Host`], which delivers it to
+//! its clients exactly as it delivers its own clients' messages. Local delivery never waits on
+//! Redis: publishing only queues for the link's task. After Redis comes back, every path is
+//! healed by a resync the servers drive ([`resync`]).
+
+pub mod envelope;
+mod link;
+mod node;
+pub mod resync;
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+
+use link::{Command, Link, Shared};
+pub use node::NodeId;
+pub use resync::Resync;
+
+/// The prefix used when none is given.
+pub const DEFAULT_PREFIX: &str = "tinybase";
+
+/// Publishes queued for Redis beyond which new ones are dropped (and the paths resynced once
+/// the link catches up), so a slow Redis cannot grow a node's memory without bound.
+const MAX_QUEUED: usize = 65_536;
+
+/// What the cluster asks of the server it is part of. Called from the link's task.
+pub trait Host: Send + Sync + 'static {
+    /// Another node's client `from` sent `payload` (`from\nremainder`) on `path_id`, to every
+    /// client (`to` empty) or to the client `to`: deliver it to this node's clients.
+    fn deliver(&self, path_id: &str, from: &str, to: &str, payload: &str);
+    /// This node's clients of each path must offer their content to the path's other clients
+    /// (see [`resync`]).
+    fn resync(&self, path_ids: &[String]);
+    /// An error for `onIgnoredError`.
+    fn report(&self, message: String);
+}
+
+/// How to reach the cluster.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `redis://[user:password@]host:port[/db]`.
+    pub url: String,
+    /// Names every key and channel, so clusters sharing a Redis never see each other.
+    pub prefix: String,
+}
+
+/// Redis channel names of one cluster: `{prefix}:path:{pathId}`. A prefix has no `:`, so
+/// channels of two different prefixes never coincide.
+#[derive(Debug, Clone)]
+pub(crate) struct Channels {
+    path_prefix: String,
+}
+
+impl Channels {
+    fn new(prefix: &str) -> Result<Channels, String> {
+        if prefix.is_empty() || prefix.contains(':') {
+            return Err(format!(
+                "cluster prefix must be non-empty and without ':', not {prefix:?}"
+            ));
+        }
+        Ok(Channels {
+            path_prefix: format!("{prefix}:path:"),
+        })
+    }
+
+    pub(crate) fn path(&self, path_id: &str) -> String {
+        format!("{}{path_id}", self.path_prefix)
+    }
+
+    pub(crate) fn path_id<'a>(&self, channel: &'a str) -> Option<&'a str> {
+        channel.strip_prefix(&self.path_prefix)
+    }
+}
+
+/// This node's handle on the cluster. Dropping it ends the link's task.
+pub struct Cluster {
+    node: NodeId,
+    resync: Resync,
+    commands: UnboundedSender<Command>,
+    shared: Arc<Shared>,
+}
+
+impl Cluster {
+    /// Checks `config` and returns the handle with the link's task, which the caller runs on a
+    /// tokio runtime (with time and I/O enabled). Redis is not reached yet: an unreachable one
+    /// is reported through the host and retried, as an outage is.
+    pub fn new(
+        config: &Config,
+        host: Arc<dyn Host>,
+    ) -> Result<(Cluster, impl Future<Output = ()> + Send + 'static), String> {
+        let channels = Channels::new(&config.prefix)?;
+        let client = redis::Client::open(config.url.as_str())
+            .map_err(|error| format!("cluster: cannot use Redis URL: {error}"))?;
+        let node = NodeId::random();
+        let shared = Arc::new(Shared::default());
+        let (commands, receiver) = unbounded_channel();
+        let link = Link {
+            client,
+            channels,
+            node,
+            host,
+            commands: receiver,
+            shared: shared.clone(),
+            wanted: HashSet::new(),
+            reported: false,
+        };
+        let cluster = Cluster {
+            node,
+            resync: Resync::new(node),
+            commands,
+            shared,
+        };
+        Ok((cluster, link.run()))
+    }
+
+    pub fn node(&self) -> NodeId {
+        self.node
+    }
+
+    /// This node's resync pseudo client.
+    pub fn resync(&self) -> &Resync {
+        &self.resync
+    }
+
+    /// This node has a client on `path_id` (again): listen to what other nodes publish there.
+    pub fn listen(&self, path_id: &str) {
+        let _ = self.commands.send(Command::Listen(path_id.to_owned()));
+    }
+
+    /// This node's last client left `path_id`.
+    pub fn unlisten(&self, path_id: &str) {
+        let _ = self.commands.send(Command::Unlisten(path_id.to_owned()));
+    }
+
+    /// Publishes what a client of this node sent on `path_id` (`payload` is `from\nremainder`)
+    /// for the other nodes' clients: all of them (`to` empty) or the client `to`. Never waits.
+    pub fn publish(&self, path_id: &str, to: &str, payload: &str) {
+        if self.shared.queued.load(Ordering::Acquire) >= MAX_QUEUED {
+            self.shared.gap.store(true, Ordering::Release);
+            return;
+        }
+        self.shared.queued.fetch_add(1, Ordering::AcqRel);
+        let command = Command::Publish {
+            path_id: path_id.to_owned(),
+            bytes: envelope::relay(self.node, to, payload),
+        };
+        if self.commands.send(command).is_err() {
+            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channels_of_different_prefixes_never_meet() {
+        let a = Channels::new("a").unwrap();
+        let b = Channels::new("ab").unwrap();
+        assert_eq!(a.path("x"), "a:path:x");
+        assert_eq!(a.path_id("a:path:x/y"), Some("x/y"));
+        assert_eq!(a.path_id(&b.path("x")), None);
+        assert_eq!(b.path_id(&a.path("x")), None);
+        assert!(Channels::new("").is_err());
+        assert!(Channels::new("a:path").is_err());
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_up_front() {
+        struct Nobody;
+        impl Host for Nobody {
+            fn deliver(&self, _: &str, _: &str, _: &str, _: &str) {}
+            fn resync(&self, _: &[String]) {}
+            fn report(&self, _: String) {}
+        }
+        let config = |url: &str| Config {
+            url: url.to_owned(),
+            prefix: DEFAULT_PREFIX.to_owned(),
+        };
+        assert!(Cluster::new(&config("http://localhost"), Arc::new(Nobody)).is_err());
+        assert!(Cluster::new(&config("redis://127.0.0.1:1"), Arc::new(Nobody)).is_ok());
+    }
+}
