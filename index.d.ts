@@ -1,6 +1,10 @@
 // The API is TinyBase's own, so its declarations are re-used rather than
 // restated: whatever TinyBase version is installed, the types match it.
-import type {createWsServer as createTinyBaseWsServer} from 'tinybase/synchronizers/synchronizer-ws-server';
+import type {Registry} from 'prom-client';
+import type {
+  createWsServer as createTinyBaseWsServer,
+  WsServer,
+} from 'tinybase/synchronizers/synchronizer-ws-server';
 
 export type {
   ClientIdsListener,
@@ -93,3 +97,39 @@ export declare function getPlaneStats(
 export declare function getConnectionPlane(
   webSocket: object,
 ): ConnectionPlane | undefined;
+
+/** How metrics are named: `prefix` starts every name (default `tinybase_ws_`). */
+export type MetricsOptions = {prefix?: string};
+
+/** One metric as prom-client's `getMetricsAsJSON()` shows it. */
+export type MetricFamily = {
+  name: string;
+  help: string;
+  type: 'counter' | 'gauge' | 'histogram';
+  aggregator: 'sum';
+  values: {
+    labels: Record<string, string>;
+    value: number;
+    /** A histogram series' own name: `<name>_bucket`, `_sum` or `_count`. */
+    metricName?: string;
+  }[];
+};
+
+/**
+ * Every metric of a server made by this package's createWsServer, as it stands now: the relay's
+ * counters, read without pausing it, and the JS thread's event-loop delay.
+ */
+export declare function getMetrics(
+  wsServer: WsServer,
+  options?: MetricsOptions,
+): MetricFamily[];
+
+/**
+ * Registers every metric of `wsServer` in a prom-client registry, read afresh at each scrape;
+ * returns a function that unregisters them.
+ */
+export declare function registerMetrics(
+  wsServer: WsServer,
+  registry: Pick<Registry, 'registerMetric' | 'removeSingleMetric'>,
+  options?: MetricsOptions,
+): () => void;

@@ -11,12 +11,14 @@ import {
   emitPong,
 } from './lib/facade.js';
 import {createListeners} from './lib/listeners.js';
+import {attachMetrics, createMetricsSource} from './lib/metrics.js';
 import {createPaths} from './lib/paths.js';
 import {createPlaneCounts} from './lib/plane-stats.js';
 import {createServerClients} from './lib/server-client.js';
 import {detach, planeOf, release} from './lib/takeover.js';
 
 export {getConnectionPlane, getPlaneStats} from './lib/plane-stats.js';
+export {getMetrics, registerMetrics} from './lib/metrics.js';
 
 const {NativeServer} = createRequire(import.meta.url)('./lib/native.cjs');
 
@@ -111,6 +113,7 @@ export const createWsServer = (
     },
     () => scheduleTurn(),
   );
+  const metrics = createMetricsSource(native);
 
   // Native events are taken a few at a time in turns of their own, at most one per pass of the
   // event loop, so timers and I/O run between turns however much the relay queues for JS. The
@@ -150,6 +153,7 @@ export const createWsServer = (
       (webSocket.bufferedAmount ?? 0) + size > MAX_PAYLOAD_BYTES
     ) {
       if (webSocket.readyState == webSocket.OPEN) {
+        native.jsSlowConsumer();
         const error = new Error('tinybase:15:socket');
         try {
           handleError(error);
@@ -261,9 +265,9 @@ export const createWsServer = (
     addWebSocketListener(webSocket, 'message', (data) =>
       apply(native.receiveJs(conn, data.toString('utf8'))),
     );
-    addWebSocketListener(webSocket, 'close', () => {
+    addWebSocketListener(webSocket, 'close', (code) => {
       forget(conn);
-      apply(native.closeJs(conn));
+      apply(native.closeJs(conn, code));
     });
     apply(native.openJs(conn, {pathId, clientId, multiplexed}));
   };
@@ -389,6 +393,7 @@ export const createWsServer = (
       }
       webSockets.clear();
       native.shutdown();
+      metrics.stop();
       if (serverFailure) {
         throw serverFailure[0];
       }
@@ -413,5 +418,6 @@ export const createWsServer = (
     destroy,
   });
   planeCounts.register(wsServer);
+  attachMetrics(wsServer, metrics);
   return wsServer;
 };

@@ -35,6 +35,8 @@ const restoreUndefined = (value) => {
 
 const noop = () => {};
 
+const secondsSince = (start) => (performance.now() - start) / 1000;
+
 export const createServerClients = ({
   native,
   getClientIds,
@@ -82,6 +84,7 @@ export const createServerClients = ({
     const entry = {stopRequested: false};
     paths.set(key, entry);
     entry.starting = (async () => {
+      const starting = performance.now();
       try {
         const hasServerClient = await configure(key, entry, pathId);
         if (entry.stopRequested) {
@@ -92,6 +95,7 @@ export const createServerClients = ({
           await entry.persister.startAutoSave();
           await entry.synchronizer.startSync();
           entry.then(entry.persister.getStore());
+          native.persisterStarted(secondsSince(starting));
         }
         if (!entry.stopRequested) {
           apply(native.pathReady(key, hasServerClient));
@@ -121,6 +125,7 @@ export const createServerClients = ({
       entry.stopRequested = true;
       entry.stopping = (async () => {
         await entry.starting;
+        const stopping = performance.now();
         let failed = false;
         let firstError;
         for (const destroy of [
@@ -135,6 +140,9 @@ export const createServerClients = ({
               firstError = error;
             }
           }
+        }
+        if (entry.persister !== undefined) {
+          native.persisterStopped(secondsSince(stopping));
         }
         paths.delete(key);
         apply(native.pathStopped(key));

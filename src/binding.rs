@@ -9,6 +9,7 @@ use napi::bindgen_prelude::{Buffer, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{CleanupEnvHook, Env, Error, Result, Status};
 use napi_derive::napi;
+use relay_metrics::{DropReason, Family, Metrics, Plane as PlaneLabel};
 use sync_core::protocol::fragment::unique_id;
 use sync_core::router::{Config, ConnId, PathKey, Router};
 
@@ -63,12 +64,37 @@ pub struct Accepted {
     pub multiplexed: bool,
 }
 
+/// One metric as read now: its name without a prefix, and every series it has.
+#[napi(object)]
+pub struct MetricFamily {
+    pub name: String,
+    pub help: String,
+    /// `counter`, `gauge` or `histogram`.
+    pub kind: String,
+    pub series: Vec<MetricSeries>,
+}
+
+#[napi(object)]
+pub struct MetricSeries {
+    /// `_bucket`, `_sum` or `_count` for a histogram's series, else empty.
+    pub suffix: String,
+    pub labels: Vec<MetricLabel>,
+    pub value: f64,
+}
+
+#[napi(object)]
+pub struct MetricLabel {
+    pub name: String,
+    pub value: String,
+}
+
 type Wake = ThreadsafeFunction<(), (), (), Status, false, true>;
 
 /// The native half of one `createWsServer`.
 #[napi]
 pub struct NativeServer {
     hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
     /// Referenced (keeping Node alive) exactly while native sockets are open, as open `ws`
     /// sockets would.
     wake: Arc<Mutex<Wake>>,
@@ -110,6 +136,7 @@ impl NativeServer {
                 .unwrap_or_else(|| cluster::DEFAULT_PREFIX.to_owned()),
         });
         let waker = wake.clone();
+        let metrics = Arc::new(Metrics::default());
         let hub = Hub::new(
             router,
             plane,
@@ -119,6 +146,7 @@ impl NativeServer {
                     wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
                 }
             }),
+            metrics.clone(),
         )
         .map_err(|error| Error::new(Status::InvalidArg, error))?;
         // A worker thread or process that ends without destroy() must still stop the plane, and
@@ -126,6 +154,7 @@ impl NativeServer {
         let cleanup = env.add_env_cleanup_hook(hub.clone(), |hub| hub.shutdown_now())?;
         Ok(NativeServer {
             hub,
+            metrics,
             wake,
             cleanup: Some(cleanup),
         })
@@ -200,10 +229,41 @@ impl NativeServer {
         to_js(self.hub.receive_js(conn_id(conn), &payload))
     }
 
-    /// A JS-plane socket closed.
+    /// A JS-plane socket closed with `code`, as ws reported it.
     #[napi(catch_unwind)]
-    pub fn close_js(&self, conn: i64) -> Vec<HubEvent> {
-        to_js(self.hub.close_js(conn_id(conn)))
+    pub fn close_js(&self, conn: i64, code: u32) -> Vec<HubEvent> {
+        let code = u16::try_from(code).unwrap_or(u16::MAX);
+        to_js(self.hub.close_js(conn_id(conn), code))
+    }
+
+    /// A JS-plane socket's backlog went over the limit (JS applies it, knowing `bufferedAmount`):
+    /// the message is dropped and the socket closed.
+    #[napi(catch_unwind)]
+    pub fn js_slow_consumer(&self) {
+        self.metrics.slow_consumer_closes_total[PlaneLabel::Js].inc();
+        self.metrics.messages_dropped_total[DropReason::Overflow].inc();
+    }
+
+    /// A path's persister and server client took `seconds` to start.
+    #[napi(catch_unwind)]
+    pub fn persister_started(&self, seconds: f64) {
+        self.metrics.persister_started(duration(seconds));
+    }
+
+    /// A path's persister and server client took `seconds` to stop.
+    #[napi(catch_unwind)]
+    pub fn persister_stopped(&self, seconds: f64) {
+        self.metrics.persister_stopped(duration(seconds));
+    }
+
+    /// Every metric as it stands, read without pausing the relay.
+    #[napi(catch_unwind)]
+    pub fn metrics(&self) -> Vec<MetricFamily> {
+        self.metrics
+            .read()
+            .into_iter()
+            .map(MetricFamily::from)
+            .collect()
     }
 
     /// The server client of `path` sends `remainder` to `to_client_id` (null: everyone).
@@ -359,6 +419,37 @@ fn conn_id(conn: i64) -> ConnId {
 
 fn path_key(path: i64) -> PathKey {
     PathKey(path as u64)
+}
+
+/// A duration JS measured; a negative or non-finite one (a clock gone backwards) counts as zero.
+fn duration(seconds: f64) -> Duration {
+    Duration::try_from_secs_f64(seconds).unwrap_or_default()
+}
+
+impl From<Family> for MetricFamily {
+    fn from(family: Family) -> MetricFamily {
+        MetricFamily {
+            name: family.name.to_owned(),
+            help: family.help.to_owned(),
+            kind: family.kind.as_str().to_owned(),
+            series: family
+                .series
+                .into_iter()
+                .map(|series| MetricSeries {
+                    suffix: series.suffix.to_owned(),
+                    labels: series
+                        .labels
+                        .into_iter()
+                        .map(|(name, value)| MetricLabel {
+                            name: name.to_owned(),
+                            value,
+                        })
+                        .collect(),
+                    value: series.value,
+                })
+                .collect(),
+        }
+    }
 }
 
 fn to_js(events: Vec<Event>) -> Vec<HubEvent> {

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use cluster::Cluster;
 use connection_plane::{Connection, FrameError, Inbound, Plane};
+use relay_metrics::{DropReason, Metrics, Plane as PlaneLabel, Sent};
 use sync_core::protocol::error::{Overflow, SyncError};
 use sync_core::protocol::limits::MAX_PAYLOAD_BYTES;
 use sync_core::router::{Backpressure, ConnId, Outbox, PathKey, Payload, Router};
@@ -107,11 +108,19 @@ struct JsQueue {
 
 impl JsQueue {
     /// Appends the events staged under the router's lock; true if they were the first waiting.
-    fn publish(&mut self, staged: &mut Vec<Event>) -> bool {
+    fn publish(&mut self, staged: &mut Vec<Event>, metrics: &Metrics) -> bool {
         let was_empty = self.events.is_empty();
         self.backlog.add(JsBacklog::of(staged));
         self.events.append(staged);
+        self.measure(metrics);
         was_empty && !self.events.is_empty()
+    }
+
+    fn measure(&self, metrics: &Metrics) {
+        metrics.js_queue_events.set(gauge(self.events.len()));
+        metrics
+            .js_queue_server_messages
+            .set(gauge(self.backlog.messages));
     }
 }
 
@@ -216,14 +225,26 @@ struct Effects<'a> {
     events: &'a mut Vec<Event>,
     cluster: Option<&'a Cluster>,
     offers: &'a mut Vec<Offer>,
+    metrics: &'a Metrics,
+    sent: Sent,
 }
 
 impl Outbox for Effects<'_> {
     fn send(&mut self, conn: ConnId, payload: &Payload) -> Result<(), Backpressure> {
         match self.conns.get(&conn) {
-            Some(Conn::Native(connection)) => connection.send(payload.clone()),
+            Some(Conn::Native(connection)) => match connection.send(payload.clone()) {
+                Ok(()) => {
+                    self.sent.count(PlaneLabel::Native, payload.len());
+                    Ok(())
+                }
+                Err(backpressure) => {
+                    self.metrics.slow_consumer_closes_total[PlaneLabel::Native].inc();
+                    Err(backpressure)
+                }
+            },
             Some(Conn::Js) => {
                 // JS knows the socket's bufferedAmount, so it applies the backlog limit itself.
+                self.sent.count(PlaneLabel::Js, payload.len());
                 self.events.push(Event::Send {
                     conn,
                     payload: payload.clone(),
@@ -251,6 +272,11 @@ impl Outbox for Effects<'_> {
     }
 
     fn report(&mut self, error: SyncError) {
+        let reason = match error {
+            SyncError::Message => DropReason::Invalid,
+            SyncError::Overflow(_) => DropReason::Overflow,
+        };
+        self.metrics.messages_dropped_total[reason].inc();
         self.events.push(Event::Error {
             message: error.to_string(),
         });
@@ -265,6 +291,7 @@ impl Outbox for Effects<'_> {
     }
 
     fn path_ids(&mut self, path_id: &str, change: i8) {
+        self.metrics.path_ids(change);
         if let Some(cluster) = self.cluster {
             match change {
                 1 => cluster.listen(path_id),
@@ -322,6 +349,7 @@ pub struct Hub {
     open_native: AtomicUsize,
     /// This node's link to the other nodes of a cluster, if it is in one.
     cluster: Option<Cluster>,
+    metrics: Arc<Metrics>,
 }
 
 impl Hub {
@@ -330,6 +358,7 @@ impl Hub {
         plane: Plane,
         cluster: Option<cluster::Config>,
         wake: Box<dyn Fn() + Send + Sync>,
+        metrics: Arc<Metrics>,
     ) -> Result<Arc<Hub>, String> {
         let host = Arc::new(ClusterHost::default());
         let (cluster, link) = match cluster {
@@ -360,6 +389,7 @@ impl Hub {
             timer: timer.clone(),
             open_native: AtomicUsize::new(0),
             cluster,
+            metrics,
         });
         plane.spawn(expire_when_due(Arc::downgrade(&hub), timer));
         if let Some(link) = link {
@@ -378,11 +408,14 @@ impl Hub {
             events: &mut state.events,
             cluster: self.cluster.as_ref(),
             offers: &mut state.offers,
+            metrics: &self.metrics,
+            sent: Sent::default(),
         };
         action(&mut state.router, &mut effects);
         while let Some(offer) = effects.offers.pop() {
             offer.hand_on(&mut state.router, &mut effects);
         }
+        effects.sent.add_to(&self.metrics);
         let next = state.router.next_deadline();
         if next.is_some_and(|next| state.armed.is_none_or(|armed| next < armed)) {
             state.armed = next;
@@ -414,7 +447,7 @@ impl Hub {
         let mut state = lock(&self.state);
         let feeding = change(&mut state);
         let mut queue = lock(&self.queue);
-        let wake = queue.publish(&mut state.events);
+        let wake = queue.publish(&mut state.events, &self.metrics);
         let hold_back = feeding.filter(|conn| {
             queue.backlog.is_full() && matches!(state.conns.get(conn), Some(Conn::Native(_)))
         });
@@ -425,6 +458,9 @@ impl Hub {
                 connection.pause_reading();
             }
             state.held_back.insert(conn);
+            self.metrics
+                .held_back_sockets
+                .set(gauge(state.held_back.len()));
         }
         drop(state);
         if wake {
@@ -454,12 +490,13 @@ impl Hub {
     /// read again.
     fn take_events(&self, state: &mut State) -> Vec<Event> {
         let mut queue = lock(&self.queue);
-        queue.publish(&mut state.events);
+        queue.publish(&mut state.events, &self.metrics);
         let events = std::mem::take(&mut queue.events);
         queue.backlog = JsBacklog::default();
         queue.held_back = false;
+        queue.measure(&self.metrics);
         drop(queue);
-        resume_held_back(state);
+        self.resume_held_back(state);
         // JS lets go of Node only when it drains, so a drain must follow the last close.
         if self.hand_over(&events) {
             (self.wake)();
@@ -475,6 +512,19 @@ impl Hub {
             .count();
         self.open_native.fetch_sub(closed, Ordering::AcqRel);
         closed > 0
+    }
+
+    /// Reads again the native sockets held back for the JS backlog, unless their facade paused
+    /// them.
+    fn resume_held_back(&self, state: &mut State) {
+        for conn in std::mem::take(&mut state.held_back) {
+            if let Some(Conn::Native(connection)) = state.conns.get(&conn) {
+                if !state.user_paused.contains(&conn) {
+                    connection.resume_reading();
+                }
+            }
+        }
+        self.metrics.held_back_sockets.set(0);
     }
 
     /// `ws` is about to write a 101 for `path_id`: plane input that could reach that path waits
@@ -527,6 +577,7 @@ impl Hub {
         let (connection, adopted) = plane.adopt(conn, fd, head, inbound)?;
         let events = self.on_js_thread(|router, effects| {
             self.open_native.fetch_add(1, Ordering::AcqRel);
+            self.metrics.opened(PlaneLabel::Native);
             effects.conns.insert(conn, Conn::Native(connection));
             router.open(conn, path_id, client_id, multiplexed, effects);
         });
@@ -544,6 +595,7 @@ impl Hub {
         client_id: &str,
         multiplexed: bool,
     ) -> Vec<Event> {
+        self.metrics.opened(PlaneLabel::Js);
         self.on_js_thread(|router, effects| {
             effects.conns.insert(conn, Conn::Js);
             router.open(conn, path_id, client_id, multiplexed, effects);
@@ -551,10 +603,13 @@ impl Hub {
     }
 
     pub fn receive_js(&self, conn: ConnId, payload: &str) -> Vec<Event> {
+        self.metrics.received(PlaneLabel::Js, payload.len());
         self.on_js_thread(|router, effects| router.receive(conn, payload, Instant::now(), effects))
     }
 
-    pub fn close_js(&self, conn: ConnId) -> Vec<Event> {
+    /// A JS-plane socket closed with `code` (1005 when its close frame had none).
+    pub fn close_js(&self, conn: ConnId, code: u16) -> Vec<Event> {
+        self.metrics.closed(PlaneLabel::Js, code);
         self.on_js_thread(|router, effects| {
             router.close(conn, effects);
             effects.conns.remove(&conn);
@@ -623,6 +678,7 @@ impl Hub {
             queue.events.drain(..max).collect()
         };
         queue.backlog.remove(JsBacklog::of(&taken));
+        queue.measure(&self.metrics);
         self.hand_over(&taken);
         let resume = queue.held_back && !queue.backlog.is_full();
         if resume {
@@ -630,7 +686,7 @@ impl Hub {
         }
         drop(queue);
         if resume {
-            resume_held_back(&mut lock(&self.state));
+            self.resume_held_back(&mut lock(&self.state));
         }
         taken
     }
@@ -699,6 +755,7 @@ impl Hub {
 
 impl Inbound for Hub {
     fn message(&self, conn: ConnId, text: &str) {
+        self.metrics.received(PlaneLabel::Native, text.len());
         self.plane_input(PlaneInput::Message {
             conn,
             text: Cow::Borrowed(text),
@@ -707,6 +764,7 @@ impl Inbound for Hub {
     }
 
     fn binary_message(&self, conn: ConnId, data: &[u8]) {
+        self.metrics.received(PlaneLabel::Native, data.len());
         self.plane_input(PlaneInput::Message {
             conn,
             text: String::from_utf8_lossy(data),
@@ -737,7 +795,12 @@ impl Inbound for Hub {
         });
     }
 
+    fn heartbeat_lost(&self, _conn: ConnId) {
+        self.metrics.heartbeat_drops_total.inc();
+    }
+
     fn closed(&self, conn: ConnId, code: u16, reason: &str) {
+        self.metrics.closed(PlaneLabel::Native, code);
         self.plane_input(PlaneInput::Closed {
             conn,
             code,
@@ -746,14 +809,8 @@ impl Inbound for Hub {
     }
 }
 
-fn resume_held_back(state: &mut State) {
-    for conn in std::mem::take(&mut state.held_back) {
-        if let Some(Conn::Native(connection)) = state.conns.get(&conn) {
-            if !state.user_paused.contains(&conn) {
-                connection.resume_reading();
-            }
-        }
-    }
+fn gauge(count: usize) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
 }
 
 /// Sleeps until the router's next deadline (fragment groups, startup holds) and expires what is

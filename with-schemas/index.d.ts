@@ -6,10 +6,17 @@ import type {WithNativeOptions} from '../index.js';
 export type {
   ConnectionPlane,
   KeptInJsReason,
+  MetricFamily,
+  MetricsOptions,
   NativeOptions,
   PlaneStats,
 } from '../index.js';
-export {getConnectionPlane, getPlaneStats} from '../index.js';
+export {
+  getConnectionPlane,
+  getMetrics,
+  getPlaneStats,
+  registerMetrics,
+} from '../index.js';
 export type {
   ClientIdsListener,
   PathIdsListener,

@@ -1,2 +1,8 @@
 // Schemas only narrow the types; at run time it is the same server.
-export {createWsServer, getConnectionPlane, getPlaneStats} from '../index.js';
+export {
+  createWsServer,
+  getConnectionPlane,
+  getMetrics,
+  getPlaneStats,
+  registerMetrics,
+} from '../index.js';

@@ -3,17 +3,24 @@
 import {WebSocketServer} from 'ws';
 import {createMergeableStore} from 'tinybase';
 import {createFilePersister} from 'tinybase/persisters/persister-file';
+import {Registry} from 'prom-client';
 import {
   createWsServer,
   getConnectionPlane,
+  getMetrics,
   getPlaneStats,
+  registerMetrics,
   type ConnectionPlane,
   type KeptInJsReason,
+  type MetricFamily,
   type NativeOptions,
   type PlaneStats,
   type WsServer,
 } from 'tinybase-ws-server-native';
-import {createWsServer as createWsServerWithSchemas} from 'tinybase-ws-server-native/with-schemas';
+import {
+  createWsServer as createWsServerWithSchemas,
+  getMetrics as getMetricsWithSchemas,
+} from 'tinybase-ws-server-native/with-schemas';
 
 const webSocketServer = new WebSocketServer({port: 0});
 
@@ -36,7 +43,7 @@ createWsServer(webSocketServer, undefined, undefined, undefined, undefined, {
   cluster: {redis: 'redis://127.0.0.1:6379', prefix: 'app'},
 });
 
-createWsServerWithSchemas(
+const withSchemas = createWsServerWithSchemas(
   webSocketServer,
   undefined,
   undefined,
@@ -56,4 +63,8 @@ webSocketServer.on('connection', (webSocket) => {
   console.log(plane, reason);
 });
 
-export {withOptions, nativeOpen, keptForTls};
+const families: MetricFamily[] = getMetrics(withOptions, {prefix: 'app_'});
+const unregister: () => void = registerMetrics(withOptions, new Registry());
+getMetricsWithSchemas(withSchemas);
+
+export {withOptions, nativeOpen, keptForTls, families, unregister};

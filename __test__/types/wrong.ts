@@ -4,7 +4,11 @@
 import {WebSocketServer} from 'ws';
 import {createMergeableStore} from 'tinybase';
 import {createFilePersister} from 'tinybase/persisters/persister-file';
-import {createWsServer} from 'tinybase-ws-server-native';
+import {
+  createWsServer,
+  getMetrics,
+  registerMetrics,
+} from 'tinybase-ws-server-native';
 import {createWsServer as createWsServerWithSchemas} from 'tinybase-ws-server-native/with-schemas';
 import {createMergeableStore as createSchematizedStore} from 'tinybase/with-schemas';
 import {
@@ -44,5 +48,9 @@ createWsServerWithSchemas<Schemas, FilePersister<Schemas>>(
     (store) => store.setValue('unknown', pathId), // wrong
   ],
 );
+
+getMetrics(webSocketServer); // wrong
+registerMetrics(server, {}); // wrong
+getMetrics(server, {prefix: 1}); // wrong
 
 export {paths, destroyed};

@@ -59,6 +59,10 @@ pub trait Inbound: Send + Sync + 'static {
     fn pong(&self, conn: ConnId, data: &[u8]) {
         let _ = (conn, data);
     }
+    /// The heartbeat gave up on a silent peer; `closed` with 1006 follows.
+    fn heartbeat_lost(&self, conn: ConnId) {
+        let _ = conn;
+    }
     /// The connection ended (either side, or heartbeat loss). code 1005 when the close frame had
     /// none, 1006 when the socket ended without a close frame. Called exactly once per connection.
     fn closed(&self, conn: ConnId, code: u16, reason: &str);

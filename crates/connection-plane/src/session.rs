@@ -187,7 +187,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     }
                 }
                 Wake::Beat => match beat.as_mut().map(Beat::pulse) {
-                    Some(Pulse::GiveUp) => return Exit::Lost,
+                    Some(Pulse::GiveUp) => {
+                        self.inbound.heartbeat_lost(self.conn);
+                        return Exit::Lost;
+                    }
                     Some(Pulse::Ping) => {
                         // tungstenite writes it into the wire at once, behind what is queued.
                         let ping = Message::Ping(Bytes::new());

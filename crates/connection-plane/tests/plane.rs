@@ -633,6 +633,7 @@ async fn the_heartbeat_drops_a_peer_that_stops_answering() {
     let (_client, upgraded) = server.connect().await;
     let _conn = upgraded.adopt(&plane, ConnId(12), inbound);
 
+    assert_eq!(events.next().await, Event::HeartbeatLost(ConnId(12)));
     assert_eq!(
         events.next().await,
         Event::Closed(ConnId(12), 1006, String::new())

@@ -25,6 +25,7 @@ pub enum Event {
     Message(ConnId, String),
     Oversized(ConnId),
     FrameError(ConnId, FrameError),
+    HeartbeatLost(ConnId),
     Closed(ConnId, u16, String),
 }
 
@@ -41,6 +42,10 @@ impl Inbound for Recorder {
 
     fn frame_error(&self, conn: ConnId, error: FrameError) {
         let _ = self.0.send(Event::FrameError(conn, error));
+    }
+
+    fn heartbeat_lost(&self, conn: ConnId) {
+        let _ = self.0.send(Event::HeartbeatLost(conn));
     }
 
     fn closed(&self, conn: ConnId, code: u16, reason: &str) {
