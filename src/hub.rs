@@ -18,7 +18,7 @@ use sync_core::protocol::limits::MAX_PAYLOAD_BYTES;
 use sync_core::router::{Backpressure, ConnId, Outbox, PathKey, Payload, Router};
 use tokio::sync::Notify;
 
-use crate::cluster_host::{ClusterHost, Offer};
+use crate::cluster_host::{ClusterHost, ClusterState, Clustered};
 use crate::event::{Event, MessageData};
 
 /// Where a connection's frames go.
@@ -51,8 +51,8 @@ struct State {
     /// Pings facades sent that no pong has answered yet: only those pongs reach JS, not the
     /// heartbeat's.
     pings: HashMap<ConnId, usize>,
-    /// Content hashes this node's clients answered the cluster's resync with, to hand on.
-    offers: Vec<Offer>,
+    /// What the cluster keeps under this lock.
+    cluster: ClusterState,
 }
 
 /// What waits for the JS thread's server clients. When JS falls behind the relay, the sockets
@@ -223,8 +223,7 @@ struct Effects<'a> {
     conns: &'a mut HashMap<ConnId, Conn>,
     mirrored: &'a mut HashSet<ConnId>,
     events: &'a mut Vec<Event>,
-    cluster: Option<&'a Cluster>,
-    offers: &'a mut Vec<Offer>,
+    cluster: Option<Clustered<'a>>,
     metrics: &'a Metrics,
     sent: Sent,
 }
@@ -292,11 +291,8 @@ impl Outbox for Effects<'_> {
 
     fn path_ids(&mut self, path_id: &str, change: i8) {
         self.metrics.path_ids(change);
-        if let Some(cluster) = self.cluster {
-            match change {
-                1 => cluster.listen(path_id),
-                _ => cluster.unlisten(path_id),
-            }
+        if let Some(cluster) = &self.cluster {
+            cluster.path_ids(path_id, change);
         }
         self.events.push(Event::PathIds {
             path_id: path_id.to_owned(),
@@ -305,30 +301,41 @@ impl Outbox for Effects<'_> {
     }
 
     fn start_path(&mut self, path: PathKey, path_id: &str) {
-        self.events.push(Event::StartPath {
-            path,
-            path_id: path_id.to_owned(),
-        });
+        match &mut self.cluster {
+            Some(cluster) => cluster.start_path(path, path_id),
+            None => self.events.push(Event::StartPath {
+                path,
+                path_id: path_id.to_owned(),
+            }),
+        }
     }
 
     fn stop_path(&mut self, path: PathKey) {
-        self.events.push(Event::StopPath { path });
+        if self
+            .cluster
+            .as_mut()
+            .is_none_or(|cluster| cluster.stop_path(path))
+        {
+            self.events.push(Event::StopPath { path });
+        }
     }
 
     fn to_server(&mut self, path: PathKey, payload: &str) {
-        self.events.push(Event::ToServer {
-            path,
-            payload: payload.to_owned(),
-        });
+        if !self
+            .cluster
+            .as_ref()
+            .is_some_and(|cluster| cluster.to_server(path, payload))
+        {
+            self.events.push(Event::ToServer {
+                path,
+                payload: payload.to_owned(),
+            });
+        }
     }
 
     fn publish(&mut self, path_id: &str, to: &str, payload: &Payload) {
-        if let Some(cluster) = self.cluster {
-            if let Some(offer) = Offer::answering(cluster, path_id, to, payload) {
-                self.offers.push(offer);
-            } else {
-                cluster.publish(path_id, to, payload.as_str());
-            }
+        if let Some(cluster) = &mut self.cluster {
+            cluster.publish(path_id, to, payload);
         }
     }
 }
@@ -381,7 +388,7 @@ impl Hub {
                 held_back: HashSet::new(),
                 user_paused: HashSet::new(),
                 pings: HashMap::new(),
-                offers: Vec::new(),
+                cluster: ClusterState::default(),
             }),
             queue: Mutex::default(),
             plane: Mutex::new(None),
@@ -406,14 +413,16 @@ impl Hub {
             conns: &mut state.conns,
             mirrored: &mut state.mirrored,
             events: &mut state.events,
-            cluster: self.cluster.as_ref(),
-            offers: &mut state.offers,
+            cluster: self.cluster.as_ref().map(|link| Clustered {
+                link,
+                state: &mut state.cluster,
+            }),
             metrics: &self.metrics,
             sent: Sent::default(),
         };
         action(&mut state.router, &mut effects);
-        while let Some(offer) = effects.offers.pop() {
-            offer.hand_on(&mut state.router, &mut effects);
+        while let Some(followup) = effects.cluster.as_mut().and_then(Clustered::next_followup) {
+            followup.apply(&mut state.router, &mut effects);
         }
         effects.sent.add_to(&self.metrics);
         let next = state.router.next_deadline();
@@ -636,7 +645,12 @@ impl Hub {
     }
 
     pub fn path_stopped(&self, path: PathKey) -> Vec<Event> {
-        self.on_js_thread(|router, effects| router.path_stopped(path, effects))
+        self.on_js_thread(|router, effects| {
+            router.path_stopped(path, effects);
+            if let Some(cluster) = &mut effects.cluster {
+                cluster.server_stopped(path);
+            }
+        })
     }
 
     /// The server is being destroyed: every path stops now, without client events.
@@ -648,6 +662,33 @@ impl Hub {
     /// [`Router::deliver`]), from off the JS thread.
     pub(crate) fn deliver(&self, path_id: &str, from: &str, to: &str, payload: &Payload) {
         self.off_js_thread(|router, effects| router.deliver(path_id, from, to, payload, effects));
+    }
+
+    /// This node took the lease of `path`: its server client runs here from now on.
+    pub(crate) fn server_held(&self, path_id: &str, path: PathKey, epoch: u64) {
+        self.off_js_thread(|_, effects| {
+            if let Some(cluster) = &mut effects.cluster {
+                cluster.held(path_id, path, epoch, effects.events);
+            }
+        });
+    }
+
+    /// Another node runs the server client of `path`: relay its clients now.
+    pub(crate) fn server_elsewhere(&self, path: PathKey) {
+        self.off_js_thread(|router, effects| {
+            if effects
+                .cluster
+                .as_mut()
+                .is_some_and(|cluster| cluster.elsewhere(path))
+            {
+                router.path_ready(path, true, effects);
+            }
+        });
+    }
+
+    /// A message for the server client of `path_id`, run here, from another node's client.
+    pub(crate) fn to_server_from_elsewhere(&self, path_id: &str, payload: &str) {
+        self.off_js_thread(|router, effects| router.deliver_to_server(path_id, payload, effects));
     }
 
     /// An error for `onIgnoredError`, from off the JS thread.

@@ -117,6 +117,41 @@ export const startNode = async (t, redis, {prefix} = {}) => {
   return {child, output, url: (path) => `${url}/${path}`};
 };
 
+const PERSISTED_NODE = fileURLToPath(
+  new URL('fixtures/persisted-node.js', import.meta.url),
+);
+
+/**
+ * A server process of the cluster at `redis` persisting each path into a file in `dir`;
+ * `stats()` answers how often its factory was called and how many saves its persisters made.
+ */
+export const startPersistedNode = async (t, redis, dir) => {
+  const child = spawn(process.execPath, [PERSISTED_NODE, redis.url, dir], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = once(child, 'exit');
+  defer(t, async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  const [{port}] = await withTimeout(
+    once(child, 'message'),
+    'a node to listen',
+  );
+  const stats = async () => {
+    const answer = once(child, 'message');
+    child.send('stats');
+    return (await withTimeout(answer, 'node stats'))[0];
+  };
+  const kill = async () => {
+    child.kill('SIGKILL');
+    await exited;
+  };
+  return {child, stats, kill, url: (path) => `ws://127.0.0.1:${port}/${path}`};
+};
+
 /** `perNode` TinyBase clients of `path` on each node, in node order. */
 export const openClients = async (t, nodes, path, perNode = 2) => {
   const clients = [];

@@ -3,8 +3,11 @@
 //! the message.
 //!
 //! ```text
-//! magic "TBC" | version 1 | kind (1 relay, 2 resync) | origin node (16 bytes)
-//! relay only: addressee length (u32, big-endian) | addressee | payload
+//! magic "TBC" | version 1 | kind | origin node (16 bytes) | body
+//! relay:     addressee length (u32, big-endian) | addressee | payload
+//! server:    epoch (u64, big-endian) | addressee length | addressee | payload
+//! to server: payload (a whole message)
+//! resync, released: nothing
 //! ```
 
 use std::fmt;
@@ -15,6 +18,9 @@ const MAGIC: &[u8; 3] = b"TBC";
 const VERSION: u8 = 1;
 const KIND_RELAY: u8 = 1;
 const KIND_RESYNC: u8 = 2;
+const KIND_SERVER: u8 = 3;
+const KIND_TO_SERVER: u8 = 4;
+const KIND_RELEASED: u8 = 5;
 const HEADER_BYTES: usize = MAGIC.len() + 2 + NodeId::BYTES;
 
 /// One message from another node, borrowed from the bytes Redis delivered.
@@ -33,12 +39,29 @@ pub enum Envelope<'a> {
     /// `origin` may have missed messages on the path: every node asks its clients to offer
     /// their content again.
     Resync { origin: NodeId },
+    /// A payload the path's server client sent, on `origin`, which held the path's lease at
+    /// `epoch`: dropped once a later holder has spoken.
+    Server {
+        origin: NodeId,
+        epoch: u64,
+        to: &'a str,
+        payload: &'a str,
+    },
+    /// A whole message (`from\nmessage`) for the path's server client, from a client of
+    /// `origin`: only the lease holder takes it.
+    ToServer { origin: NodeId, payload: &'a str },
+    /// `origin` gave up the path's lease: a node with clients on it takes over now.
+    Released { origin: NodeId },
 }
 
 impl Envelope<'_> {
     pub fn origin(&self) -> NodeId {
         match self {
-            Envelope::Relay { origin, .. } | Envelope::Resync { origin } => *origin,
+            Envelope::Relay { origin, .. }
+            | Envelope::Resync { origin }
+            | Envelope::Server { origin, .. }
+            | Envelope::ToServer { origin, .. }
+            | Envelope::Released { origin } => *origin,
         }
     }
 }
@@ -78,9 +101,7 @@ fn header(kind: u8, origin: NodeId, capacity: usize) -> Vec<u8> {
     bytes
 }
 
-/// Encodes a relayed payload, in one allocation.
-pub fn relay(origin: NodeId, to: &str, payload: &str) -> Vec<u8> {
-    let mut bytes = header(KIND_RELAY, origin, 4 + to.len() + payload.len());
+fn addressed(mut bytes: Vec<u8>, to: &str, payload: &str) -> Vec<u8> {
     // Client ids come from sec-websocket-key headers and message envelopes, both far below 4 GiB.
     bytes.extend_from_slice(&(to.len() as u32).to_be_bytes());
     bytes.extend_from_slice(to.as_bytes());
@@ -88,8 +109,31 @@ pub fn relay(origin: NodeId, to: &str, payload: &str) -> Vec<u8> {
     bytes
 }
 
+/// Encodes a relayed payload, in one allocation.
+pub fn relay(origin: NodeId, to: &str, payload: &str) -> Vec<u8> {
+    let bytes = header(KIND_RELAY, origin, 4 + to.len() + payload.len());
+    addressed(bytes, to, payload)
+}
+
+/// Encodes a payload of the server client, fenced by the holder's `epoch`.
+pub fn server(origin: NodeId, epoch: u64, to: &str, payload: &str) -> Vec<u8> {
+    let mut bytes = header(KIND_SERVER, origin, 12 + to.len() + payload.len());
+    bytes.extend_from_slice(&epoch.to_be_bytes());
+    addressed(bytes, to, payload)
+}
+
+pub fn to_server(origin: NodeId, payload: &str) -> Vec<u8> {
+    let mut bytes = header(KIND_TO_SERVER, origin, payload.len());
+    bytes.extend_from_slice(payload.as_bytes());
+    bytes
+}
+
 pub fn resync(origin: NodeId) -> Vec<u8> {
     header(KIND_RESYNC, origin, 0)
+}
+
+pub fn released(origin: NodeId) -> Vec<u8> {
+    header(KIND_RELEASED, origin, 0)
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Envelope<'_>, Malformed> {
@@ -106,18 +150,11 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope<'_>, Malformed> {
     let origin = NodeId::from_slice(&bytes[MAGIC.len() + 2..HEADER_BYTES]);
     let body = &bytes[HEADER_BYTES..];
     match kind {
-        KIND_RESYNC if body.is_empty() => Ok(Envelope::Resync { origin }),
-        KIND_RESYNC => Err(Malformed::Unknown),
+        KIND_RESYNC | KIND_RELEASED if !body.is_empty() => Err(Malformed::Unknown),
+        KIND_RESYNC => Ok(Envelope::Resync { origin }),
+        KIND_RELEASED => Ok(Envelope::Released { origin }),
         KIND_RELAY => {
-            let (length, rest) = body.split_first_chunk::<4>().ok_or(Malformed::Truncated)?;
-            let length = u32::from_be_bytes(*length) as usize;
-            if rest.len() < length {
-                return Err(Malformed::Truncated);
-            }
-            let (to, payload) = rest.split_at(length);
-            let to = std::str::from_utf8(to).map_err(|_| Malformed::NotText)?;
-            let payload = std::str::from_utf8(payload).map_err(|_| Malformed::NotText)?;
-            let (from, _) = payload.split_once('\n').ok_or(Malformed::NoSender)?;
+            let (to, payload, from) = decode_addressed(body)?;
             Ok(Envelope::Relay {
                 origin,
                 to,
@@ -125,8 +162,37 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope<'_>, Malformed> {
                 from,
             })
         }
+        KIND_SERVER => {
+            let (epoch, body) = body.split_first_chunk::<8>().ok_or(Malformed::Truncated)?;
+            let (to, payload, _) = decode_addressed(body)?;
+            Ok(Envelope::Server {
+                origin,
+                epoch: u64::from_be_bytes(*epoch),
+                to,
+                payload,
+            })
+        }
+        KIND_TO_SERVER => {
+            let payload = std::str::from_utf8(body).map_err(|_| Malformed::NotText)?;
+            payload.split_once('\n').ok_or(Malformed::NoSender)?;
+            Ok(Envelope::ToServer { origin, payload })
+        }
         _ => Err(Malformed::Unknown),
     }
+}
+
+/// The addressee, the payload and its sender.
+fn decode_addressed(body: &[u8]) -> Result<(&str, &str, &str), Malformed> {
+    let (length, rest) = body.split_first_chunk::<4>().ok_or(Malformed::Truncated)?;
+    let length = u32::from_be_bytes(*length) as usize;
+    if rest.len() < length {
+        return Err(Malformed::Truncated);
+    }
+    let (to, payload) = rest.split_at(length);
+    let to = std::str::from_utf8(to).map_err(|_| Malformed::NotText)?;
+    let payload = std::str::from_utf8(payload).map_err(|_| Malformed::NotText)?;
+    let (from, _) = payload.split_once('\n').ok_or(Malformed::NoSender)?;
+    Ok((to, payload, from))
 }
 
 #[cfg(test)]
@@ -157,6 +223,35 @@ mod tests {
     #[test]
     fn a_resync_carries_its_origin() {
         assert_eq!(decode(&resync(NODE)), Ok(Envelope::Resync { origin: NODE }));
+        assert_eq!(
+            decode(&released(NODE)),
+            Ok(Envelope::Released { origin: NODE })
+        );
+    }
+
+    #[test]
+    fn the_server_clients_traffic_decodes_with_its_epoch() {
+        assert_eq!(
+            decode(&server(NODE, 42, "bob", "S\n[]")),
+            Ok(Envelope::Server {
+                origin: NODE,
+                epoch: 42,
+                to: "bob",
+                payload: "S\n[]",
+            })
+        );
+        assert_eq!(
+            decode(&to_server(NODE, "alice\n[]")),
+            Ok(Envelope::ToServer {
+                origin: NODE,
+                payload: "alice\n[]",
+            })
+        );
+        assert_eq!(decode(&to_server(NODE, "[]")), Err(Malformed::NoSender));
+        assert_eq!(
+            decode(&server(NODE, 1, "", "S\n[]")[..HEADER_BYTES + 4]),
+            Err(Malformed::Truncated)
+        );
     }
 
     #[test]

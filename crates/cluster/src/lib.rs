@@ -6,14 +6,16 @@
 //! clients on it. What another node published is handed to the [`Host`], which delivers it to
 //! its clients exactly as it delivers its own clients' messages. Local delivery never waits on
 //! Redis: publishing only queues for the link's task. After Redis comes back, every path is
-//! healed by a resync the servers drive ([`resync`]).
+//! healed by a resync the servers drive ([`resync`]). A persisted path's server client runs on
+//! the one node holding the path's lease ([`lease`]); the others route its traffic there.
 
 pub mod envelope;
+mod lease;
 mod link;
 mod node;
 pub mod resync;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -41,6 +43,14 @@ pub trait Host: Send + Sync + 'static {
     fn resync(&self, path_ids: &[String]);
     /// An error for `onIgnoredError`.
     fn report(&self, message: String);
+    /// This node holds the lease of `path_id`, asked for generation `key`, at `epoch` (0: Redis
+    /// was away and the node decided alone): it runs the path's server client.
+    fn hold(&self, path_id: &str, key: u64, epoch: u64);
+    /// Another node holds the lease of `path_id`: the server client's traffic goes there.
+    fn elsewhere(&self, path_id: &str, key: u64);
+    /// A whole message (`from\nmessage`) for the server client of `path_id`, which this node
+    /// holds, from a client of another node.
+    fn to_server(&self, path_id: &str, payload: &str);
 }
 
 /// How to reach the cluster.
@@ -52,23 +62,33 @@ pub struct Config {
     pub prefix: String,
 }
 
-/// Redis channel names of one cluster: `{prefix}:path:{pathId}`. A prefix has no `:`, so
-/// channels of two different prefixes never coincide.
+/// Redis channel and key names of one cluster: `{prefix}:path:{pathId}` for a path's channel,
+/// `{prefix}:owner:{pathId}` and `{prefix}:epoch:{pathId}` for its lease. A prefix has no `:`,
+/// so names of two different prefixes never coincide.
 #[derive(Debug, Clone)]
-pub(crate) struct Channels {
+pub(crate) struct Names {
+    prefix: String,
     path_prefix: String,
 }
 
-impl Channels {
-    fn new(prefix: &str) -> Result<Channels, String> {
+impl Names {
+    fn new(prefix: &str) -> Result<Names, String> {
         if prefix.is_empty() || prefix.contains(':') {
             return Err(format!(
                 "cluster prefix must be non-empty and without ':', not {prefix:?}"
             ));
         }
-        Ok(Channels {
+        Ok(Names {
+            prefix: prefix.to_owned(),
             path_prefix: format!("{prefix}:path:"),
         })
+    }
+
+    pub(crate) fn lease(&self, path_id: &str) -> lease::LeaseKeys {
+        lease::LeaseKeys {
+            owner: format!("{}:owner:{path_id}", self.prefix),
+            epoch: format!("{}:epoch:{path_id}", self.prefix),
+        }
     }
 
     pub(crate) fn path(&self, path_id: &str) -> String {
@@ -96,7 +116,7 @@ impl Cluster {
         config: &Config,
         host: Arc<dyn Host>,
     ) -> Result<(Cluster, impl Future<Output = ()> + Send + 'static), String> {
-        let channels = Channels::new(&config.prefix)?;
+        let names = Names::new(&config.prefix)?;
         let client = redis::Client::open(config.url.as_str())
             .map_err(|error| format!("cluster: cannot use Redis URL: {error}"))?;
         let node = NodeId::random();
@@ -104,13 +124,18 @@ impl Cluster {
         let (commands, receiver) = unbounded_channel();
         let link = Link {
             client,
-            channels,
+            names,
             node,
             host,
             commands: receiver,
             shared: shared.clone(),
             wanted: HashSet::new(),
             reported: false,
+            leases: lease::Leases::new(node.to_string()),
+            held: HashMap::new(),
+            watched: HashMap::new(),
+            epochs: HashMap::new(),
+            retry: Vec::new(),
         };
         let cluster = Cluster {
             node,
@@ -143,6 +168,40 @@ impl Cluster {
     /// Publishes what a client of this node sent on `path_id` (`payload` is `from\nremainder`)
     /// for the other nodes' clients: all of them (`to` empty) or the client `to`. Never waits.
     pub fn publish(&self, path_id: &str, to: &str, payload: &str) {
+        self.enqueue(path_id, || envelope::relay(self.node, to, payload));
+    }
+
+    /// Publishes what the path's server client, run here under the lease taken at `epoch`,
+    /// sent for the other nodes' clients.
+    pub fn publish_server(&self, path_id: &str, epoch: u64, to: &str, payload: &str) {
+        self.enqueue(path_id, || envelope::server(self.node, epoch, to, payload));
+    }
+
+    /// Sends a whole message of a client of this node to the path's server client, which
+    /// another node runs.
+    pub fn publish_to_server(&self, path_id: &str, payload: &str) {
+        self.enqueue(path_id, || envelope::to_server(self.node, payload));
+    }
+
+    /// A new generation `key` of persisted `path_id` needs its server client: the answer comes
+    /// as [`Host::hold`] or [`Host::elsewhere`].
+    pub fn acquire(&self, path_id: &str, key: u64) {
+        let _ = self.commands.send(Command::Acquire {
+            path_id: path_id.to_owned(),
+            key,
+        });
+    }
+
+    /// Generation `key` of `path_id` stopped its server client: its lease goes to whoever has
+    /// clients on the path.
+    pub fn release(&self, path_id: &str, key: u64) {
+        let _ = self.commands.send(Command::Release {
+            path_id: path_id.to_owned(),
+            key,
+        });
+    }
+
+    fn enqueue(&self, path_id: &str, encode: impl FnOnce() -> Vec<u8>) {
         if self.shared.queued.load(Ordering::Acquire) >= MAX_QUEUED {
             self.shared.gap.store(true, Ordering::Release);
             return;
@@ -150,7 +209,7 @@ impl Cluster {
         self.shared.queued.fetch_add(1, Ordering::AcqRel);
         let command = Command::Publish {
             path_id: path_id.to_owned(),
-            bytes: envelope::relay(self.node, to, payload),
+            bytes: encode(),
         };
         if self.commands.send(command).is_err() {
             self.shared.queued.fetch_sub(1, Ordering::AcqRel);
@@ -164,14 +223,14 @@ mod tests {
 
     #[test]
     fn channels_of_different_prefixes_never_meet() {
-        let a = Channels::new("a").unwrap();
-        let b = Channels::new("ab").unwrap();
+        let a = Names::new("a").unwrap();
+        let b = Names::new("ab").unwrap();
         assert_eq!(a.path("x"), "a:path:x");
         assert_eq!(a.path_id("a:path:x/y"), Some("x/y"));
         assert_eq!(a.path_id(&b.path("x")), None);
         assert_eq!(b.path_id(&a.path("x")), None);
-        assert!(Channels::new("").is_err());
-        assert!(Channels::new("a:path").is_err());
+        assert!(Names::new("").is_err());
+        assert!(Names::new("a:path").is_err());
     }
 
     #[test]
@@ -181,6 +240,9 @@ mod tests {
             fn deliver(&self, _: &str, _: &str, _: &str, _: &str) {}
             fn resync(&self, _: &[String]) {}
             fn report(&self, _: String) {}
+            fn hold(&self, _: &str, _: u64, _: u64) {}
+            fn elsewhere(&self, _: &str, _: u64) {}
+            fn to_server(&self, _: &str, _: &str) {}
         }
         let config = |url: &str| Config {
             url: url.to_owned(),

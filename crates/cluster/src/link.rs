@@ -2,9 +2,10 @@
 //! takes the hub's commands in order, and hands what other nodes publish to the host. When Redis
 //! goes away it reports that once, keeps absorbing commands (dropping what it cannot publish),
 //! reconnects with backoff, listens again to every path the node has clients on, and asks every
-//! node to resync those paths.
+//! node to resync those paths. It also takes, renews and releases the leases of persisted paths
+//! (see [`crate::lease`]), and takes over a path whose holder's lease expired.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +17,9 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{interval, sleep, timeout, MissedTickBehavior};
 
 use crate::envelope::{self, Envelope};
+use crate::lease::{self, Leases};
 use crate::node::NodeId;
-use crate::{Channels, Host};
+use crate::{Host, Names};
 
 /// Between attempts to reach Redis: short at first, so a restart heals quickly, and never so
 /// long that a node stays apart for more than a couple of seconds after Redis is back.
@@ -36,6 +38,18 @@ pub(crate) enum Command {
     Listen(String),
     Unlisten(String),
     Publish { path_id: String, bytes: Vec<u8> },
+    Acquire { path_id: String, key: u64 },
+    Release { path_id: String, key: u64 },
+}
+
+/// A persisted path whose server client this node runs.
+pub(crate) struct Hold {
+    /// The generation it runs for.
+    key: u64,
+    /// 0 while Redis was away when it was decided.
+    epoch: u64,
+    /// Another node was found holding it too: reported once.
+    contested: bool,
 }
 
 /// What the handle and the link share.
@@ -68,7 +82,7 @@ impl From<RedisError> for End {
 
 pub(crate) struct Link {
     pub(crate) client: redis::Client,
-    pub(crate) channels: Channels,
+    pub(crate) names: Names,
     pub(crate) node: NodeId,
     pub(crate) host: Arc<dyn Host>,
     pub(crate) commands: UnboundedReceiver<Command>,
@@ -77,6 +91,16 @@ pub(crate) struct Link {
     pub(crate) wanted: HashSet<String>,
     /// An outage was reported and Redis has not answered since.
     pub(crate) reported: bool,
+    pub(crate) leases: Leases,
+    /// Persisted paths whose server client this node runs.
+    pub(crate) held: HashMap<String, Hold>,
+    /// Persisted paths with clients here whose lease another node holds, by generation: taken
+    /// over once that lease is gone.
+    pub(crate) watched: HashMap<String, u64>,
+    /// The latest server-client epoch heard of on each path.
+    pub(crate) epochs: HashMap<String, u64>,
+    /// Watched paths whose holder said it let go: tried at once.
+    pub(crate) retry: Vec<String>,
 }
 
 impl Link {
@@ -142,6 +166,8 @@ impl Link {
         }
         let mut heartbeat = interval(HEARTBEAT);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut leases = interval(lease::TICK);
+        leases.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 command = self.commands.recv() => {
@@ -156,9 +182,21 @@ impl Link {
                     }
                 }
                 message = session.messages.next() => match message {
-                    Some(message) => self.receive(&message),
+                    Some(message) => {
+                        self.receive(&message);
+                        for path_id in std::mem::take(&mut self.retry) {
+                            if let Err(error) = self.take_over(&path_id, &mut session).await {
+                                return error.into();
+                            }
+                        }
+                    }
                     None => return End::Lost(closed()),
                 },
+                _ = leases.tick() => {
+                    if let Err(error) = self.tend_leases(&mut session).await {
+                        return error.into();
+                    }
+                }
                 _ = heartbeat.tick() => {
                     let ping = redis::cmd("PING");
                     if let Err(error) = ping.query_async::<()>(&mut session.publisher).await {
@@ -175,7 +213,7 @@ impl Link {
             let channels: Vec<String> = self
                 .wanted
                 .iter()
-                .map(|path_id| self.channels.path(path_id))
+                .map(|path_id| self.names.path(path_id))
                 .collect();
             session.subscriber.subscribe(channels).await?;
         }
@@ -200,7 +238,7 @@ impl Link {
         for path_id in &path_ids {
             pipeline
                 .cmd("PUBLISH")
-                .arg(self.channels.path(path_id))
+                .arg(self.names.path(path_id))
                 .arg(&resync)
                 .ignore();
         }
@@ -249,23 +287,57 @@ impl Link {
                 self.shared.queued.fetch_sub(1, Ordering::AcqRel);
                 pipeline
                     .cmd("PUBLISH")
-                    .arg(self.channels.path(&path_id))
+                    .arg(self.names.path(&path_id))
                     .arg(bytes)
                     .ignore();
             }
             Command::Listen(path_id) => {
                 flush(pipeline, session).await?;
-                let channel = self.channels.path(&path_id);
+                let channel = self.names.path(&path_id);
                 if self.wanted.insert(path_id) {
                     session.subscriber.subscribe(channel).await?;
                 }
             }
+            Command::Acquire { path_id, key } => {
+                flush(pipeline, session).await?;
+                if let Some(hold) = self.held.get_mut(&path_id) {
+                    hold.key = key;
+                    self.host.hold(&path_id, key, hold.epoch);
+                    return Ok(());
+                }
+                match self.take(&path_id, key, session).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        self.watched.insert(path_id.clone(), key);
+                        self.host.elsewhere(&path_id, key);
+                    }
+                    Err(error) => {
+                        self.decide_alone(path_id, key);
+                        return Err(error);
+                    }
+                }
+            }
+            Command::Release { path_id, key } => {
+                if self.held.get(&path_id).is_some_and(|hold| hold.key == key) {
+                    self.held.remove(&path_id);
+                    flush(pipeline, session).await?;
+                    let keys = self.names.lease(&path_id);
+                    self.leases.release(&mut session.publisher, &keys).await?;
+                    pipeline
+                        .cmd("PUBLISH")
+                        .arg(self.names.path(&path_id))
+                        .arg(envelope::released(self.node))
+                        .ignore();
+                }
+            }
             Command::Unlisten(path_id) => {
                 flush(pipeline, session).await?;
+                self.watched.remove(&path_id);
+                self.epochs.remove(&path_id);
                 if self.wanted.remove(&path_id) {
                     session
                         .subscriber
-                        .unsubscribe(self.channels.path(&path_id))
+                        .unsubscribe(self.names.path(&path_id))
                         .await?;
                 }
             }
@@ -273,14 +345,119 @@ impl Link {
         Ok(())
     }
 
-    /// Takes a command while Redis is away: what is wanted is kept, publishes are dropped.
+    /// Takes the lease of `path_id` for generation `key` if it is free; true if this node now
+    /// holds it, and the host was told.
+    async fn take(
+        &mut self,
+        path_id: &str,
+        key: u64,
+        session: &mut Session,
+    ) -> Result<bool, RedisError> {
+        let keys = self.names.lease(path_id);
+        let Some(epoch) = self.leases.acquire(&mut session.publisher, &keys).await? else {
+            return Ok(false);
+        };
+        self.epochs.insert(path_id.to_owned(), epoch);
+        self.held.insert(
+            path_id.to_owned(),
+            Hold {
+                key,
+                epoch,
+                contested: false,
+            },
+        );
+        self.host.hold(path_id, key, epoch);
+        Ok(true)
+    }
+
+    /// Takes over a watched path whose lease is free.
+    async fn take_over(&mut self, path_id: &str, session: &mut Session) -> Result<(), RedisError> {
+        if let Some(&key) = self.watched.get(path_id) {
+            if self.take(path_id, key, session).await? {
+                self.watched.remove(path_id);
+            }
+        }
+        Ok(())
+    }
+
+    /// With Redis away, a new persisted path is served here: its clients must not wait for
+    /// Redis. Once Redis is back the lease is taken, or the clash reported.
+    fn decide_alone(&mut self, path_id: String, key: u64) {
+        self.host.hold(&path_id, key, 0);
+        self.held.insert(
+            path_id,
+            Hold {
+                key,
+                epoch: 0,
+                contested: false,
+            },
+        );
+    }
+
+    /// Renews this node's leases, takes those it decided alone, and takes over watched paths
+    /// whose lease expired.
+    async fn tend_leases(&mut self, session: &mut Session) -> Result<(), RedisError> {
+        let held: Vec<String> = self.held.keys().cloned().collect();
+        for path_id in held {
+            let keys = self.names.lease(&path_id);
+            let Some(hold) = self.held.get(&path_id) else {
+                continue;
+            };
+            if hold.epoch > 0 && self.leases.renew(&mut session.publisher, &keys).await? {
+                continue;
+            }
+            let epoch = self.leases.acquire(&mut session.publisher, &keys).await?;
+            let Some(hold) = self.held.get_mut(&path_id) else {
+                continue;
+            };
+            match epoch {
+                Some(epoch) if epoch != hold.epoch => {
+                    hold.epoch = epoch;
+                    self.epochs.insert(path_id.clone(), epoch);
+                    self.host.hold(&path_id, hold.key, epoch);
+                }
+                Some(_) => {}
+                None if !hold.contested => {
+                    hold.contested = true;
+                    self.host.report(format!(
+                        "cluster: path {path_id:?} is held by another server too; its server \
+                         client's messages from here are dropped by the others"
+                    ));
+                }
+                None => {}
+            }
+        }
+        let watched: Vec<String> = self.watched.keys().cloned().collect();
+        for path_id in watched {
+            self.take_over(&path_id, session).await?;
+        }
+        Ok(())
+    }
+
+    /// Takes a command while Redis is away: what is wanted is kept, publishes are dropped,
+    /// and a new persisted path is served here.
     fn absorb(&mut self, command: Command) {
         match command {
             Command::Listen(path_id) => {
                 self.wanted.insert(path_id);
             }
             Command::Unlisten(path_id) => {
+                self.watched.remove(&path_id);
+                self.epochs.remove(&path_id);
                 self.wanted.remove(&path_id);
+            }
+            Command::Acquire { path_id, key } => match self.held.get_mut(&path_id) {
+                Some(hold) => {
+                    hold.key = key;
+                    self.host.hold(&path_id, key, hold.epoch);
+                }
+                None => self.decide_alone(path_id, key),
+            },
+            Command::Release { path_id, key } => {
+                // Its lease expires on its own.
+                if self.held.get(&path_id).is_some_and(|hold| hold.key == key) {
+                    self.held.remove(&path_id);
+                }
             }
             Command::Publish { .. } => {
                 self.shared.queued.fetch_sub(1, Ordering::AcqRel);
@@ -303,9 +480,9 @@ impl Link {
         }
     }
 
-    fn receive(&self, message: &Msg) {
+    fn receive(&mut self, message: &Msg) {
         let channel = message.get_channel_name();
-        let Some(path_id) = self.channels.path_id(channel) else {
+        let Some(path_id) = self.names.path_id(channel) else {
             return self.host.report(format!(
                 "cluster: dropped a message on unknown channel {channel:?}"
             ));
@@ -316,6 +493,26 @@ impl Link {
                 to, payload, from, ..
             }) => self.host.deliver(path_id, from, to, payload),
             Ok(Envelope::Resync { .. }) => self.host.resync(&[path_id.to_owned()]),
+            Ok(Envelope::Server {
+                epoch, to, payload, ..
+            }) => {
+                let latest = self.epochs.entry(path_id.to_owned()).or_default();
+                // A holder that lost its lease without knowing it is not heard over its successor.
+                if epoch >= *latest {
+                    *latest = epoch;
+                    self.host.deliver(path_id, "S", to, payload);
+                }
+            }
+            Ok(Envelope::ToServer { payload, .. }) => {
+                if self.held.contains_key(path_id) {
+                    self.host.to_server(path_id, payload);
+                }
+            }
+            Ok(Envelope::Released { .. }) => {
+                if self.watched.contains_key(path_id) {
+                    self.retry.push(path_id.to_owned());
+                }
+            }
             Err(malformed) => self.host.report(format!(
                 "cluster: dropped {malformed} on Redis channel {channel:?}"
             )),

@@ -478,6 +478,7 @@ impl Router {
                 &mut self.conns,
                 out,
             );
+            publish(path, to, &forwarded, out);
         }
     }
 
@@ -535,6 +536,22 @@ impl Router {
         };
         if !path.stopping {
             relay(path, from, to, payload, None, &mut self.conns, out);
+        }
+    }
+
+    /// Delivers a whole message (`from\nmessage`) from a client elsewhere to the server client
+    /// of `path_id`, if it has one running here.
+    pub fn deliver_to_server(&mut self, path_id: &str, payload: &str, out: &mut impl Outbox) {
+        let Some(path) = self.paths.current(path_id) else {
+            return;
+        };
+        if !path.stopping
+            && path.start
+                == (Start::Ready {
+                    server_client: true,
+                })
+        {
+            out.to_server(path.key, payload);
         }
     }
 

@@ -1101,3 +1101,27 @@ fn a_delivery_from_elsewhere_reaches_this_nodes_clients_as_a_local_message_would
     assert_eq!(f.sends(), [sent(2, &format!("kz\n{GET}"))]);
     assert!(f.out.published.is_empty());
 }
+
+#[test]
+fn the_server_clients_messages_are_published_and_others_reach_it_from_elsewhere() {
+    let mut f = Fixture::new(true);
+    f.open(1, "p", "ka");
+    f.ready(0, true);
+    f.events();
+    let out = &mut f.out;
+    f.router.server_send(PathKey(0), None, GET, out);
+    f.router.server_send(PathKey(0), Some("kz"), GET, out);
+    f.router.server_send(PathKey(0), Some("ka"), GET, out);
+    assert_eq!(
+        f.out.published,
+        [
+            published("p", "", &format!("S\n{GET}")),
+            published("p", "kz", &format!("S\n{GET}")),
+        ]
+    );
+    f.events();
+    let out = &mut f.out;
+    f.router.deliver_to_server("p", &format!("kz\n{GET}"), out);
+    f.router.deliver_to_server("q", &format!("kz\n{GET}"), out);
+    assert_eq!(f.events(), [ToServer(0, format!("kz\n{GET}"))]);
+}

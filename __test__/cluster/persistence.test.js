@@ -1,0 +1,132 @@
+// A persisted path in a cluster: one node at a time runs its persister and server client.
+
+import assert from 'node:assert/strict';
+import {mkdtemp, rm} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import test from 'node:test';
+import {setTimeout as delay} from 'node:timers/promises';
+import {isDeepStrictEqual} from 'node:util';
+import {createMergeableStore} from 'tinybase';
+import {createFilePersister} from 'tinybase/persisters/persister-file';
+import {
+  TEST_TIMEOUT_MS,
+  defer,
+  plain,
+  waitFor,
+  waitForEqual,
+} from '../support/harness.js';
+import {openClients, startPersistedNode, startRedis} from './support.js';
+
+const options = {timeout: 2 * TEST_TIMEOUT_MS};
+
+// What the file holds, read as a fresh server would load it.
+const persisted = async (file) => {
+  const persister = createFilePersister(createMergeableStore(), file);
+  try {
+    await persister.load();
+    return plain(persister.getStore().getTables());
+  } finally {
+    await persister.destroy();
+  }
+};
+
+const waitForPersisted = async (file, expected) => {
+  let last;
+  try {
+    await waitFor(async () => {
+      last = await persisted(file);
+      return isDeepStrictEqual(last, expected);
+    }, 'the persisted content');
+  } catch (error) {
+    error.message += `; last seen ${JSON.stringify(last)}`;
+    throw error;
+  }
+};
+
+test(
+  'a persisted path is loaded and saved by one node, and moves when it is killed',
+  options,
+  async (t) => {
+    const redis = await startRedis(t);
+    const dir = await mkdtemp(join(tmpdir(), 'tinybase-cluster-'));
+    defer(t, () => rm(dir, {recursive: true, force: true}));
+    const file = join(dir, 'doc.json');
+    const nodes = [];
+    for (let index = 0; index < 3; index++) {
+      nodes.push(await startPersistedNode(t, redis, dir));
+    }
+    const clients = await openClients(t, nodes, 'doc');
+    clients.forEach(({store}, index) =>
+      store.setCell('pets', `pet${index}`, 'by', index),
+    );
+    const first = {
+      pets: Object.fromEntries(clients.map((_, i) => [`pet${i}`, {by: i}])),
+    };
+    for (const [index, {store}] of clients.entries()) {
+      await waitForEqual(() => store.getTables(), first, `store ${index}`);
+    }
+    await waitForPersisted(file, first);
+
+    const stats = await Promise.all(nodes.map((node) => node.stats()));
+    const holder = stats.findIndex(({factoryCalls}) => factoryCalls > 0);
+    assert.deepEqual(
+      stats.map(({factoryCalls}) => factoryCalls).sort(),
+      [0, 0, 1],
+    );
+    assert.ok(stats[holder].saves > 0);
+    assert.deepEqual(
+      stats.filter((_, index) => index != holder).map(({saves}) => saves),
+      [0, 0],
+    );
+
+    // The holder dies mid-traffic; the other nodes' clients carry on without reconnecting.
+    const survivors = nodes.filter((_, index) => index != holder);
+    const writers = clients.filter(
+      (_, index) => Math.floor(index / 2) != holder,
+    );
+    let writes = 0;
+    let writing = true;
+    const writer = (async () => {
+      while (writing) {
+        writers[writes % writers.length].store.setCell(
+          'log',
+          `w${writes}`,
+          'n',
+          writes,
+        );
+        writes++;
+        await delay(20);
+      }
+    })();
+    await waitFor(() => writes >= 20, 'writes before the kill');
+    await nodes[holder].kill();
+    const afterKill = writes;
+    await waitFor(
+      async () =>
+        (await Promise.all(survivors.map((node) => node.stats()))).some(
+          ({factoryCalls}) => factoryCalls > 0,
+        ),
+      'another node to take the path over',
+    );
+    await waitFor(() => writes >= afterKill + 40, 'writes after the takeover');
+    writing = false;
+    await writer;
+
+    const expected = {
+      ...first,
+      log: Object.fromEntries(
+        Array.from({length: writes}, (_, n) => [`w${n}`, {n}]),
+      ),
+    };
+    for (const [index, {store}] of writers.entries()) {
+      await waitForEqual(() => store.getTables(), expected, `writer ${index}`);
+    }
+    await waitForPersisted(file, expected);
+    const after = await Promise.all(survivors.map((node) => node.stats()));
+    assert.deepEqual(
+      after.map(({factoryCalls}) => factoryCalls).sort(),
+      [0, 1],
+    );
+  },
+);
