@@ -370,7 +370,7 @@ impl Hub {
         let host = Arc::new(ClusterHost::default());
         let (cluster, link) = match cluster {
             Some(config) => {
-                let (cluster, link) = Cluster::new(&config, host.clone())?;
+                let (cluster, link) = Cluster::new(&config, host.clone(), metrics.clone())?;
                 (Some(cluster), Some(link))
             }
             None => (None, None),

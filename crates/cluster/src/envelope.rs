@@ -3,7 +3,8 @@
 //! the message.
 //!
 //! ```text
-//! magic "TBC" | version 1 | kind | origin node (16 bytes) | body
+//! magic "TBC" | version 1 | kind | origin node (16 bytes) | sent at (u64 big-endian, µs since
+//! the Unix epoch, for the lag metric) | body
 //! relay:     addressee length (u32, big-endian) | addressee | payload
 //! server:    epoch (u64, big-endian) | addressee length | addressee | payload
 //! to server: payload (a whole message)
@@ -11,6 +12,7 @@
 //! ```
 
 use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::node::NodeId;
 
@@ -21,7 +23,9 @@ const KIND_RESYNC: u8 = 2;
 const KIND_SERVER: u8 = 3;
 const KIND_TO_SERVER: u8 = 4;
 const KIND_RELEASED: u8 = 5;
-const HEADER_BYTES: usize = MAGIC.len() + 2 + NodeId::BYTES;
+const ORIGIN_AT: usize = MAGIC.len() + 2;
+const SENT_AT: usize = ORIGIN_AT + NodeId::BYTES;
+const HEADER_BYTES: usize = SENT_AT + 8;
 
 /// One message from another node, borrowed from the bytes Redis delivered.
 #[derive(Debug, PartialEq, Eq)]
@@ -98,7 +102,20 @@ fn header(kind: u8, origin: NodeId, capacity: usize) -> Vec<u8> {
     bytes.push(VERSION);
     bytes.push(kind);
     bytes.extend_from_slice(origin.as_bytes());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_micros() as u64);
+    bytes.extend_from_slice(&now.to_be_bytes());
     bytes
+}
+
+/// When the envelope `bytes` (which [`decode`] accepted) was made, on its origin's clock: µs
+/// since the Unix epoch.
+pub fn sent_at_micros(bytes: &[u8]) -> u64 {
+    bytes
+        .get(SENT_AT..HEADER_BYTES)
+        .and_then(|stamp| stamp.try_into().ok())
+        .map_or(0, u64::from_be_bytes)
 }
 
 fn addressed(mut bytes: Vec<u8>, to: &str, payload: &str) -> Vec<u8> {
@@ -147,7 +164,7 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope<'_>, Malformed> {
         return Err(Malformed::Unknown);
     }
     let kind = bytes[MAGIC.len() + 1];
-    let origin = NodeId::from_slice(&bytes[MAGIC.len() + 2..HEADER_BYTES]);
+    let origin = NodeId::from_slice(&bytes[ORIGIN_AT..SENT_AT]);
     let body = &bytes[HEADER_BYTES..];
     match kind {
         KIND_RESYNC | KIND_RELEASED if !body.is_empty() => Err(Malformed::Unknown),
@@ -218,6 +235,14 @@ mod tests {
             decode(&broadcast),
             Ok(Envelope::Relay { to: "", .. })
         ));
+    }
+
+    #[test]
+    fn every_envelope_says_when_it_was_made() {
+        let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let sent_at = sent_at_micros(&resync(NODE));
+        let after = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        assert!((before.as_micros() as u64..=after.as_micros() as u64).contains(&sent_at));
     }
 
     #[test]

@@ -20,6 +20,7 @@ use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use relay_metrics::Metrics;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
 use link::{Command, Link, Shared};
@@ -115,6 +116,7 @@ impl Cluster {
     pub fn new(
         config: &Config,
         host: Arc<dyn Host>,
+        metrics: Arc<Metrics>,
     ) -> Result<(Cluster, impl Future<Output = ()> + Send + 'static), String> {
         let names = Names::new(&config.prefix)?;
         let client = redis::Client::open(config.url.as_str())
@@ -127,6 +129,7 @@ impl Cluster {
             names,
             node,
             host,
+            metrics,
             commands: receiver,
             shared: shared.clone(),
             wanted: HashSet::new(),
@@ -248,7 +251,8 @@ mod tests {
             url: url.to_owned(),
             prefix: DEFAULT_PREFIX.to_owned(),
         };
-        assert!(Cluster::new(&config("http://localhost"), Arc::new(Nobody)).is_err());
-        assert!(Cluster::new(&config("redis://127.0.0.1:1"), Arc::new(Nobody)).is_ok());
+        let create = |url: &str| Cluster::new(&config(url), Arc::new(Nobody), Arc::default());
+        assert!(create("http://localhost").is_err());
+        assert!(create("redis://127.0.0.1:1").is_ok());
     }
 }

@@ -8,11 +8,12 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
 use redis::{AsyncConnectionConfig, Msg, RedisError};
+use relay_metrics::Metrics;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{interval, sleep, timeout, MissedTickBehavior};
 
@@ -85,6 +86,7 @@ pub(crate) struct Link {
     pub(crate) names: Names,
     pub(crate) node: NodeId,
     pub(crate) host: Arc<dyn Host>,
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) commands: UnboundedReceiver<Command>,
     pub(crate) shared: Arc<Shared>,
     /// Paths this node has clients on.
@@ -112,6 +114,9 @@ impl Link {
                 Ok(session) => {
                     backoff = MIN_BACKOFF;
                     let resync = connected_before;
+                    if resync {
+                        self.metrics.redis_reconnects_total.inc();
+                    }
                     connected_before = true;
                     match self.serve(session, resync).await {
                         End::Dropped => return,
@@ -242,7 +247,7 @@ impl Link {
                 .arg(&resync)
                 .ignore();
         }
-        pipeline.query_async::<()>(&mut session.publisher).await
+        flush(&mut pipeline, session, &self.metrics).await
     }
 
     /// Runs `first` and the commands queued behind it, in order: consecutive publishes go out
@@ -266,7 +271,7 @@ impl Link {
             }
         }
         let result = match result {
-            Ok(()) => flush(&mut pipeline, session).await,
+            Ok(()) => flush(&mut pipeline, session, &self.metrics).await,
             Err(error) => Err(error),
         };
         // What was taken but not run still changes which paths are wanted.
@@ -292,14 +297,14 @@ impl Link {
                     .ignore();
             }
             Command::Listen(path_id) => {
-                flush(pipeline, session).await?;
+                flush(pipeline, session, &self.metrics).await?;
                 let channel = self.names.path(&path_id);
                 if self.wanted.insert(path_id) {
                     session.subscriber.subscribe(channel).await?;
                 }
             }
             Command::Acquire { path_id, key } => {
-                flush(pipeline, session).await?;
+                flush(pipeline, session, &self.metrics).await?;
                 if let Some(hold) = self.held.get_mut(&path_id) {
                     hold.key = key;
                     self.host.hold(&path_id, key, hold.epoch);
@@ -320,7 +325,7 @@ impl Link {
             Command::Release { path_id, key } => {
                 if self.held.get(&path_id).is_some_and(|hold| hold.key == key) {
                     self.held.remove(&path_id);
-                    flush(pipeline, session).await?;
+                    flush(pipeline, session, &self.metrics).await?;
                     let keys = self.names.lease(&path_id);
                     self.leases.release(&mut session.publisher, &keys).await?;
                     pipeline
@@ -331,7 +336,7 @@ impl Link {
                 }
             }
             Command::Unlisten(path_id) => {
-                flush(pipeline, session).await?;
+                flush(pipeline, session, &self.metrics).await?;
                 self.watched.remove(&path_id);
                 self.epochs.remove(&path_id);
                 if self.wanted.remove(&path_id) {
@@ -480,6 +485,17 @@ impl Link {
         }
     }
 
+    /// Counts a message from another node, and how long it took to arrive.
+    fn received(&self, sent_at_micros: u64) {
+        self.metrics.redis_received_total.inc();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_micros() as u64);
+        // Clocks of different machines may disagree: a message from the future took no time.
+        let lag = Duration::from_micros(now.saturating_sub(sent_at_micros));
+        self.metrics.redis_lag_seconds.observe(lag);
+    }
+
     fn receive(&mut self, message: &Msg) {
         let channel = message.get_channel_name();
         let Some(path_id) = self.names.path_id(channel) else {
@@ -487,7 +503,15 @@ impl Link {
                 "cluster: dropped a message on unknown channel {channel:?}"
             ));
         };
-        match envelope::decode(message.get_payload_bytes()) {
+        let bytes = message.get_payload_bytes();
+        let decoded = envelope::decode(bytes);
+        if decoded
+            .as_ref()
+            .is_ok_and(|envelope| envelope.origin() != self.node)
+        {
+            self.received(envelope::sent_at_micros(bytes));
+        }
+        match decoded {
             Ok(envelope) if envelope.origin() == self.node => {}
             Ok(Envelope::Relay {
                 to, payload, from, ..
@@ -520,11 +544,18 @@ impl Link {
     }
 }
 
-async fn flush(pipeline: &mut redis::Pipeline, session: &mut Session) -> Result<(), RedisError> {
+async fn flush(
+    pipeline: &mut redis::Pipeline,
+    session: &mut Session,
+    metrics: &Metrics,
+) -> Result<(), RedisError> {
     if pipeline.is_empty() {
         return Ok(());
     }
     let result = pipeline.query_async::<()>(&mut session.publisher).await;
+    if result.is_ok() {
+        metrics.redis_published_total.add(pipeline.len() as u64);
+    }
     pipeline.clear();
     result
 }
