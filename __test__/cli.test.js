@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import {mkdtemp, readFile, readdir, rm} from 'node:fs/promises';
+import http from 'node:http';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
@@ -13,6 +14,8 @@ import {
   parseCliArgs,
 } from '../lib/cli/args.js';
 import {pathIdToFileName} from '../lib/cli/file-names.js';
+import parsePrometheusText from 'parse-prometheus-text-format';
+import {OPCODES, openTcp} from './native/support/native.js';
 import {
   TEST_TIMEOUT_MS,
   defer,
@@ -44,8 +47,8 @@ const SERVE =
         '--input-type=module',
         '-e',
         `import {runCli} from ${JSON.stringify(new URL('../lib/cli/main.js', import.meta.url).href)};
-        await runCli(process.argv.slice(1), async () =>
-          (await import(${JSON.stringify(import.meta.resolve('tinybase/synchronizers/synchronizer-ws-server'))})).createWsServer);`,
+        await runCli(process.argv.slice(1), () =>
+          import(${JSON.stringify(import.meta.resolve('tinybase/synchronizers/synchronizer-ws-server'))}));`,
         '--',
       ];
 
@@ -180,6 +183,8 @@ test('flags are parsed with their defaults', () => {
     host: DEFAULT_HOST,
     dataDir: DEFAULT_DATA_DIR,
     logLevel: 'normal',
+    logFormat: 'text',
+    metrics: true,
     cluster: undefined,
   });
   assert.equal(DEFAULT_PORT, 8047);
@@ -192,6 +197,8 @@ test('flags are parsed with their defaults', () => {
       host: '::1',
       dataDir: 'd',
       logLevel: 'verbose',
+      logFormat: 'text',
+      metrics: true,
       cluster: undefined,
     },
   );
@@ -212,6 +219,10 @@ test('flags are parsed with their defaults', () => {
   });
   assert.throws(() => parseCliArgs(['--cluster-prefix', 'x']), UsageError);
   assert.throws(() => parseCliArgs(['--redis', '']), UsageError);
+  assert.equal(parseCliArgs(['--metrics=false']).metrics, false);
+  assert.equal(parseCliArgs(['--metrics', 'true']).metrics, true);
+  assert.equal(parseCliArgs(['--log-format', 'json']).logFormat, 'json');
+  assert.equal(parseCliArgs(['--log-format=text']).logFormat, 'text');
 });
 
 test('--help prints the usage and exits 0', options, async (t) => {
@@ -255,6 +266,9 @@ test('bad flags are explained and exit 2', options, async (t) => {
     [['--memory', '--data', 'x'], '--memory and --data'],
     [['--quiet', '--verbose'], '--quiet and --verbose'],
     [['--memory=yes'], '--memory'],
+    [['--metrics=no'], "'no'"],
+    [['--metrics'], '--metrics'],
+    [['--log-format', 'xml'], "'xml'"],
   ];
   for (const [args, mention] of cases) {
     const {code, stdout, stderr} = await runBin(t, args);
@@ -421,4 +435,184 @@ test('a port already in use is reported and exits 1', options, async (t) => {
   assert.equal(stdout, '');
   assert.match(stderr, /^tinybase-ws-server: could not start: .*EADDRINUSE/);
   assert.equal((await stop(first, 'SIGTERM')).code, 0);
+});
+
+// A plain HTTP request on its own connection, as a load balancer's probe.
+const request = (port, path, method = 'GET') =>
+  new Promise((resolve, reject) => {
+    const outgoing = http.request(
+      {host: '127.0.0.1', port, path, method, agent: false},
+      (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk) => (body += chunk));
+        response.on('end', () =>
+          resolve({
+            status: response.statusCode,
+            type: response.headers['content-type'],
+            body,
+          }),
+        );
+      },
+    );
+    outgoing.on('error', reject);
+    outgoing.end();
+  });
+
+test(
+  '/metrics and /health answer on the WebSocket port; anything else is a 404',
+  options,
+  async (t) => {
+    const server = await startServer(t, ['--memory'], await tempDir(t));
+    await openClient(t, `${server.url}/petShop`);
+
+    assert.deepEqual(await request(server.port, '/health'), {
+      status: 200,
+      type: 'text/plain',
+      body: 'ok\n',
+    });
+    assert.equal((await request(server.port, '/health', 'HEAD')).status, 200);
+    const metrics = await request(server.port, '/metrics?x=1');
+    assert.equal(metrics.status, 200);
+    assert.match(metrics.type, /^text\/plain; version=0\.0\.4/);
+    const families = new Map(
+      parsePrometheusText(metrics.body).map((family) => [family.name, family]),
+    );
+    assert.equal(families.get('process_cpu_seconds_total')?.type, 'COUNTER');
+    if (implementation == 'native') {
+      const open = families.get('tinybase_ws_connections_open').metrics;
+      assert.deepEqual(
+        open.map(({labels, value}) => [labels.plane, value]),
+        [
+          ['native', '1'],
+          ['js', '0'],
+        ],
+      );
+      assert.equal(
+        families.get('tinybase_ws_paths_active').metrics[0].value,
+        '1',
+      );
+    }
+    for (const [path, method] of [
+      ['/', 'GET'],
+      ['/metric', 'GET'],
+      ['/health/', 'GET'],
+      ['/health', 'POST'],
+      ['/metrics', 'DELETE'],
+    ]) {
+      const answer = await request(server.port, path, method);
+      assert.equal(answer.status, 404, `${method} ${path}`);
+    }
+    assert.equal((await stop(server, 'SIGTERM')).code, 0);
+  },
+);
+
+test(
+  '--metrics=false serves neither /metrics nor /health',
+  options,
+  async (t) => {
+    const server = await startServer(
+      t,
+      ['--memory', '--metrics=false'],
+      await tempDir(t),
+    );
+    const client = await openClient(t, `${server.url}/petShop`);
+    for (const path of ['/metrics', '/health']) {
+      assert.equal((await request(server.port, path)).status, 404, path);
+    }
+    client.store.setCell('pets', 'fido', 'species', 'dog');
+    assert.equal((await stop(server, 'SIGTERM')).code, 0);
+  },
+);
+
+test(
+  '/health turns 503 as SIGTERM starts the drain, while clients are still being closed',
+  options,
+  async (t) => {
+    const server = await startServer(t, ['--memory'], await tempDir(t));
+    // Upgraded by hand and never answering the server's Close: the drain waits on it.
+    const lingering = await openTcp(t, server.port, 'petShop');
+    assert.equal((await request(server.port, '/health')).status, 200);
+
+    server.child.kill('SIGTERM');
+    await waitFor(
+      async () => (await request(server.port, '/health')).status == 503,
+      '/health to turn 503',
+    );
+    await waitFor(
+      () => lingering.frames.some(({opcode}) => opcode == OPCODES.close),
+      'the server to start closing the client',
+    );
+    assert.equal(lingering.socket.destroyed, false);
+    assert.equal(server.child.exitCode, null);
+    assert.deepEqual(await request(server.port, '/health'), {
+      status: 503,
+      type: 'text/plain',
+      body: 'draining\n',
+    });
+
+    lingering.socket.destroy();
+    const {code, stdout} = await server.exited;
+    assert.equal(code, 0);
+    assert.match(stdout, /^tinybase-ws-server stopped$/m);
+  },
+);
+
+test('--log-format json writes one JSON object a line', options, async (t) => {
+  const server = spawnCli(
+    t,
+    SERVE,
+    [
+      '--port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--memory',
+      '--verbose',
+      '--log-format',
+      'json',
+    ],
+    await tempDir(t),
+  );
+  const lines = (text) =>
+    text
+      .split('\n')
+      .filter((line) => line != '')
+      .map((line) => JSON.parse(line));
+  const {url} = await waitFor(
+    () => lines(server.output.stdout).find((entry) => entry.url),
+    'the listening object',
+  );
+  const client = await openClient(t, `${url}/petShop`);
+  await waitFor(
+    () =>
+      lines(server.output.stdout).some(
+        (entry) => entry.event == 'client joined',
+      ),
+    'the client to be logged',
+  );
+  await client.synchronizer.destroy();
+  client.webSocket.close();
+  await waitFor(
+    () => lines(server.output.stdout).some(({event}) => event == 'path closed'),
+    'the path to close',
+  );
+  const {code, stdout, stderr} = await stop(server, 'SIGTERM');
+  assert.equal(code, 0);
+  assert.equal(stderr, '');
+  const entries = lines(stdout);
+  for (const entry of entries) {
+    assert.equal(typeof entry.msg, 'string');
+    assert.ok(['info', 'debug'].includes(entry.level), entry.level);
+    assert.ok(!Number.isNaN(Date.parse(entry.time)), entry.time);
+  }
+  assert.deepEqual(
+    entries.filter(({pathId}) => pathId == 'petShop').map(({event}) => event),
+    ['path opened', 'client joined', 'client left', 'path closed'],
+  );
+  assert.equal(
+    entries.find(({url: listening}) => listening).msg,
+    `tinybase-ws-server listening on ${url}`,
+  );
+  assert.ok(entries.some(({msg}) => msg == 'tinybase-ws-server stopped'));
 });

@@ -142,6 +142,26 @@ test(
       ),
       expected,
     );
+    // prom-client comes with the package, for the command's /metrics.
+    assert.equal(
+      await nodeEval(
+        project,
+        `import {WebSocketServer} from 'ws';
+      import {Registry} from 'prom-client';
+      import {createWsServer, registerMetrics} from 'tinybase-ws-server-native';
+      const webSocketServer = new WebSocketServer({host: '127.0.0.1', port: 0});
+      webSocketServer.once('listening', async () => {
+        const wsServer = createWsServer(webSocketServer);
+        const registry = new Registry();
+        registerMetrics(wsServer, registry);
+        const text = await registry.metrics();
+        await wsServer.destroy();
+        console.log(text.includes('tinybase_ws_connections_open{plane="native"} 0'));
+      });`,
+        'module',
+      ),
+      'true\n',
+    );
     assert.equal(
       await run(
         process.execPath,

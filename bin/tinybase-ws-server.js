@@ -1,7 +1,4 @@
 #!/usr/bin/env node
 import {runCli} from '../lib/cli/main.js';
 
-await runCli(
-  process.argv.slice(2),
-  async () => (await import('../index.js')).createWsServer,
-);
+await runCli(process.argv.slice(2), () => import('../index.js'));

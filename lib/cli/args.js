@@ -1,4 +1,5 @@
 import {parseArgs} from 'node:util';
+import {LOG_FORMATS} from './log.js';
 
 export const COMMAND = 'tinybase-ws-server';
 export const DEFAULT_PORT = 8047;
@@ -24,15 +25,21 @@ Options:
       --cluster-prefix <prefix>
                       names this cluster's channels in Redis, so clusters can
                       share one (default tinybase; no ':')
+      --metrics=false serve no /metrics or /health (by default the port
+                      also answers GET /metrics, Prometheus text, and GET
+                      /health, 200 while accepting and 503 while stopping)
   -q, --quiet         print only the listening line and errors
   -v, --verbose       also log paths and clients coming and going, and errors
                       the server ignores
+      --log-format <format>
+                      text (default) or json: one JSON object a line
   -h, --help          show this help
       --version       show the version
 
 The server prints "${COMMAND} listening on ws://HOST:PORT" once it
-accepts connections. SIGINT or SIGTERM stops it: clients are closed with
-code 1001 (going away), data is saved, and it exits with status 0.
+accepts connections. SIGINT or SIGTERM stops it: /health answers 503,
+clients are closed with code 1001 (going away), data is saved, and it exits
+with status 0.
 `;
 
 export class UsageError extends Error {}
@@ -44,6 +51,8 @@ const OPTIONS = {
   memory: {type: 'boolean', short: 'm'},
   redis: {type: 'string'},
   'cluster-prefix': {type: 'string'},
+  metrics: {type: 'string'},
+  'log-format': {type: 'string'},
   quiet: {type: 'boolean', short: 'q'},
   verbose: {type: 'boolean', short: 'v'},
   help: {type: 'boolean', short: 'h'},
@@ -95,6 +104,18 @@ export const parseCliArgs = (args) => {
   if (values['cluster-prefix'] !== undefined && values.redis === undefined) {
     throw new UsageError('--cluster-prefix needs --redis');
   }
+  const logFormat = values['log-format'] ?? 'text';
+  if (!LOG_FORMATS.includes(logFormat)) {
+    throw new UsageError(
+      `--log-format must be ${LOG_FORMATS.join(' or ')}, not '${logFormat}'`,
+    );
+  }
+  const metrics = values.metrics ?? 'true';
+  if (metrics != 'true' && metrics != 'false') {
+    throw new UsageError(
+      `--metrics must be true or false, not '${values.metrics}'`,
+    );
+  }
   return {
     help: false,
     version: false,
@@ -102,6 +123,8 @@ export const parseCliArgs = (args) => {
     host: values.host ?? DEFAULT_HOST,
     dataDir: values.memory ? undefined : (values.data ?? DEFAULT_DATA_DIR),
     logLevel: values.quiet ? 'quiet' : values.verbose ? 'verbose' : 'normal',
+    logFormat,
+    metrics: metrics == 'true',
     cluster:
       values.redis === undefined
         ? undefined

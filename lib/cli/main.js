@@ -1,5 +1,6 @@
 import {readFileSync} from 'node:fs';
 import {COMMAND, HELP, UsageError, parseCliArgs} from './args.js';
+import {createLog} from './log.js';
 import {startSyncServer} from './server.js';
 
 const USAGE_EXIT_CODE = 2;
@@ -12,26 +13,17 @@ const readVersion = () =>
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url)))
     .version;
 
-const createLog = (logLevel) => {
-  const write = (stream) => (line) => stream.write(line + '\n');
-  const ignore = () => {};
-  return {
-    info: logLevel == 'quiet' ? ignore : write(process.stdout),
-    verbose: logLevel == 'verbose' ? write(process.stdout) : ignore,
-    error: write(process.stderr),
-  };
-};
-
 /**
  * Runs the `tinybase-ws-server` command with `args` (without node and the
- * script). `loadCreateWsServer` resolves to the createWsServer to serve
- * with; it is only called once a server is actually needed, so `--help` and
- * bad flags work even where the server cannot be loaded.
+ * script). `loadServer` resolves to the module to serve with: its
+ * createWsServer and, if it has one, its registerMetrics. It is only called
+ * once a server is actually needed, so `--help` and bad flags work even where
+ * the server cannot be loaded.
  *
  * The outcome is left in process.exitCode: 0, 1 for a failure, or 2 for
  * arguments it cannot honour.
  */
-export const runCli = async (args, loadCreateWsServer) => {
+export const runCli = async (args, loadServer) => {
   let options;
   try {
     options = parseCliArgs(args);
@@ -54,15 +46,18 @@ export const runCli = async (args, loadCreateWsServer) => {
     return;
   }
 
-  const log = createLog(options.logLevel);
+  const log = createLog(options.logFormat, options.logLevel);
   let server;
   try {
+    const {createWsServer, registerMetrics} = await loadServer();
     server = await startSyncServer({
-      createWsServer: await loadCreateWsServer(),
+      createWsServer,
+      registerMetrics,
       port: options.port,
       host: options.host,
       dataDir: options.dataDir,
       cluster: options.cluster,
+      metrics: options.metrics,
       log,
     });
   } catch (error) {
@@ -101,5 +96,5 @@ export const runCli = async (args, loadCreateWsServer) => {
   );
   // Always printed, even with --quiet: it is how scripts know the server is
   // ready and which port it got.
-  process.stdout.write(`${COMMAND} listening on ${server.url}\n`);
+  log.ready(`${COMMAND} listening on ${server.url}`, {url: server.url});
 };

@@ -1,11 +1,13 @@
 import {once} from 'node:events';
 import {statSync} from 'node:fs';
 import {mkdir} from 'node:fs/promises';
+import {createServer} from 'node:http';
 import {join, resolve} from 'node:path';
 import {WebSocketServer} from 'ws';
 import {createMergeableStore} from 'tinybase';
 import {createFilePersister} from 'tinybase/persisters/persister-file';
 import {pathIdToFileName} from './file-names.js';
+import {createOperations} from './operations.js';
 
 const GOING_AWAY = 1001;
 
@@ -20,19 +22,28 @@ const isEmptyFile = (filePath) => {
 const urlOf = ({address, family, port}) =>
   `ws://${family == 'IPv6' || family == 6 ? `[${address}]` : address}:${port}`;
 
+const closeHttpServer = (httpServer) =>
+  new Promise((resolve) => {
+    httpServer.close(() => resolve());
+    httpServer.closeAllConnections();
+  });
+
 /**
  * Starts a sync server the way the command line asks for one.
  *
  * `createWsServer` is passed in so that the same code runs over this
- * package's native server and over TinyBase's own. `log` has `info`,
- * `verbose` and `error`, each taking one line.
+ * package's native server and over TinyBase's own; `registerMetrics`, when
+ * given, adds the server's metrics to `/metrics`. `log` has `info`,
+ * `verbose` and `error`, each taking a message and fields for JSON logs.
  */
 export const startSyncServer = async ({
   createWsServer,
+  registerMetrics,
   port,
   host,
   dataDir,
   cluster,
+  metrics,
   log,
 }) => {
   const absoluteDataDir = dataDir === undefined ? undefined : resolve(dataDir);
@@ -40,10 +51,14 @@ export const startSyncServer = async ({
     await mkdir(absoluteDataDir, {recursive: true});
   }
 
-  const webSocketServer = new WebSocketServer({port, host});
-  // The WsServer takes over the 'error' event and passes it on as an ignored
-  // error, so a port already in use has to be caught before it is created.
-  await once(webSocketServer, 'listening');
+  // One port for both: WebSocket upgrades go to ws, plain requests to the
+  // operations endpoints. A port already in use fails the listen, before ws
+  // (which would re-emit the error where nothing listens yet) is attached.
+  const operations = createOperations({enabled: metrics, log});
+  const httpServer = createServer(operations.handleRequest);
+  httpServer.listen(port, host);
+  await once(httpServer, 'listening');
+  const webSocketServer = new WebSocketServer({server: httpServer});
 
   // TinyBase's file persister starts a new path by creating an empty file and
   // then failing to parse it: that is no failure. Anything else may mean lost
@@ -53,6 +68,10 @@ export const startSyncServer = async ({
       ? log.verbose
       : log.error)(
       `path ${JSON.stringify(pathId)}: ${error?.message ?? error}`,
+      {
+        event: 'persister error',
+        pathId,
+      },
     );
 
   const createPersisterForPath =
@@ -76,41 +95,55 @@ export const startSyncServer = async ({
       (error) =>
         (String(error?.message).startsWith('cluster:')
           ? log.error
-          : log.verbose)(`ignored error: ${error?.message ?? error}`),
+          : log.verbose)(`ignored error: ${error?.message ?? error}`, {
+          event: 'ignored error',
+        }),
       undefined,
       undefined,
       cluster === undefined ? undefined : {cluster},
     );
   } catch (error) {
     webSocketServer.close();
+    await closeHttpServer(httpServer);
     throw error;
   }
+  operations.register(wsServer, registerMetrics);
 
   // Path ids are whatever clients put in their URLs: JSON quoting keeps
   // control characters out of the log.
-  wsServer.addPathIdsListener((_, pathId, addedOrRemoved) =>
-    log.verbose(
-      `path ${JSON.stringify(pathId)} ${addedOrRemoved > 0 ? 'opened' : 'closed'}`,
-    ),
-  );
-  wsServer.addClientIdsListener(null, (_, pathId, clientId, addedOrRemoved) =>
-    log.verbose(
-      `client ${clientId} ${addedOrRemoved > 0 ? 'joined' : 'left'} path ${JSON.stringify(pathId)}`,
-    ),
-  );
+  wsServer.addPathIdsListener((_, pathId, addedOrRemoved) => {
+    const change = addedOrRemoved > 0 ? 'opened' : 'closed';
+    log.verbose(`path ${JSON.stringify(pathId)} ${change}`, {
+      event: `path ${change}`,
+      pathId,
+    });
+  });
+  wsServer.addClientIdsListener(null, (_, pathId, clientId, addedOrRemoved) => {
+    const change = addedOrRemoved > 0 ? 'joined' : 'left';
+    log.verbose(`client ${clientId} ${change} path ${JSON.stringify(pathId)}`, {
+      event: `client ${change}`,
+      pathId,
+      clientId,
+    });
+  });
 
+  // Health turns 503 first, so a load balancer stops sending clients while
+  // the others are told to go away; it answers until everything is saved.
   const stop = async () => {
-    // Stops accepting first, so no client can slip in while the others are
-    // being told to go away.
+    operations.drain();
     webSocketServer.close();
     for (const client of webSocketServer.clients) {
       client.close(GOING_AWAY, 'server shutting down');
     }
-    await wsServer.destroy();
+    try {
+      await wsServer.destroy();
+    } finally {
+      await closeHttpServer(httpServer);
+    }
   };
 
   return {
-    url: urlOf(webSocketServer.address()),
+    url: urlOf(httpServer.address()),
     dataDir: absoluteDataDir,
     stop,
   };
