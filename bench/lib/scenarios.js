@@ -109,6 +109,18 @@ export const SCENARIOS = [
     metrics: [DELIVERED, P50, P99, SERVER_CPU, EVENT_LOOP_DELAY, PEAK_RSS],
   },
   {
+    id: 'scraped',
+    title: 'Fan-out, metrics scraped',
+    shape:
+      'the fan-out load while the server reads its Prometheus registry every 100 ms',
+    mode: 'fanout',
+    persist: false,
+    scrapeMs: 100,
+    servers: ['reference', 'native'],
+    args: (plan) => ['--clients', '32', '--window', '4', ...timing(plan)],
+    metrics: [DELIVERED, P50, P99, SERVER_CPU, EVENT_LOOP_DELAY],
+  },
+  {
     id: 'paths',
     title: 'Many paths',
     shape: '500 paths × 2 clients, 5,000 msg/s offered in total',

@@ -8,9 +8,14 @@
 //   reported through onIgnoredError (a valid load must cause none);
 // - stdin closing, or SIGTERM, destroys the server and exits.
 // Nothing else may be written to stdout; diagnostics go to stderr.
+//
+// With `--scrape-ms N` the server reads a prom-client registry every N ms,
+// as a Prometheus scrape would: Node's default process metrics, and the
+// server's own when its module has registerMetrics.
 
 import {monitorEventLoopDelay} from 'node:perf_hooks';
 import {createInterface} from 'node:readline';
+import {Registry, collectDefaultMetrics} from 'prom-client';
 import {createMergeableStore} from 'tinybase';
 import {createCustomPersister, Persists} from 'tinybase/persisters';
 import {WebSocketServer} from 'ws';
@@ -29,11 +34,18 @@ const reply = (object) => process.stdout.write(JSON.stringify(object) + '\n');
 
 const errorText = (error) => String(error?.stack ?? error?.message ?? error);
 
+const scrapeInterval = () => {
+  const flag = process.argv.indexOf('--scrape-ms');
+  return flag < 0 ? undefined : Number(process.argv[flag + 1]);
+};
+
 export const serve = async (loadCreateWsServer) => {
   const persist = process.argv.includes('--persist');
+  const scrapeMs = scrapeInterval();
   let createWsServer;
+  let registerMetrics;
   try {
-    ({createWsServer} = await loadCreateWsServer());
+    ({createWsServer, registerMetrics} = await loadCreateWsServer());
     if (typeof createWsServer != 'function') {
       throw new Error('the module exports no createWsServer function');
     }
@@ -91,6 +103,14 @@ export const serve = async (loadCreateWsServer) => {
     process.exit(1);
   }
 
+  let scraping;
+  if (scrapeMs !== undefined) {
+    const registry = new Registry();
+    collectDefaultMetrics({register: registry});
+    registerMetrics?.(wsServer, registry);
+    scraping = setInterval(() => registry.metrics(), scrapeMs);
+  }
+
   const eventLoopDelay = monitorEventLoopDelay({resolution: ELD_RESOLUTION_MS});
   const delayMs = (nanoseconds) =>
     Math.max(0, nanoseconds / 1e6 - ELD_RESOLUTION_MS);
@@ -122,6 +142,7 @@ export const serve = async (loadCreateWsServer) => {
       return;
     }
     stopping = true;
+    clearInterval(scraping);
     eventLoopDelay.disable();
     await Promise.race([
       wsServer.destroy().catch(() => 0),
