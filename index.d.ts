@@ -1,5 +1,6 @@
 // The API is TinyBase's own, so its declarations are re-used rather than
 // restated: whatever TinyBase version is installed, the types match it.
+import type {IncomingMessage} from 'node:http';
 import type {Registry} from 'prom-client';
 import type {
   createWsServer as createTinyBaseWsServer,
@@ -13,7 +14,23 @@ export type {
   WsServerStats,
 } from 'tinybase/synchronizers/synchronizer-ws-server';
 
-/** How the native plane watches the connections it has taken over, and the cluster it joins. */
+/** What a client may do on a path: write, only read, or nothing (refused). */
+export type Access = 'write' | 'read' | false;
+
+/** What `authorize` is asked about: one legacy connection, or one channel. */
+export type AuthorizeRequest = {
+  /** The HTTP upgrade request (its URL can carry a token). */
+  request: IncomingMessage;
+  /** The full path: a legacy connection's, or `base/channel` for a channel. */
+  pathId: string;
+  /** The client id the server gives the connection. */
+  clientId: string;
+};
+
+/**
+ * How the native plane watches the connections it has taken over, the cluster
+ * it joins, and who may sync what.
+ */
 export type NativeOptions = {
   /** Ping a connection silent this many seconds; 0 turns the heartbeat off. Default 30. */
   heartbeatSeconds?: number;
@@ -24,6 +41,16 @@ export type NativeOptions = {
    * and prefix: clients connected to any of them sync as if on one server.
    */
   cluster?: ClusterOptions;
+  /**
+   * Decides, once per legacy connection and once per channel, whether the client may write,
+   * only read, or not sync the path at all. Throwing or rejecting denies. Without it every
+   * client may write.
+   */
+  authorize?: (request: AuthorizeRequest) => Access | Promise<Access>;
+  /** Refuse a client that would be more than this many on one path. No limit by default. */
+  maxClientsPerPath?: number;
+  /** Close a connection that sends more messages than this per second. No limit by default. */
+  maxMessagesPerSecond?: number;
 };
 
 /** Where the servers of one cluster meet. */

@@ -3,6 +3,7 @@
 // per-path server client) and owns nothing else.
 
 import {createRequire} from 'node:module';
+import {accessSettings, createAccess} from './lib/access.js';
 import {
   becomeFacade,
   emitClosed,
@@ -39,8 +40,10 @@ const listen = (emitter, event, listener) => {
 /**
  * Creates a WsServer that synchronizes TinyBase clients connected to `webSocketServer`, exactly as
  * TinyBase's own `createWsServer` does. The optional last argument tunes the native plane:
- * `{heartbeatSeconds = 30, heartbeatMisses = 2}` (a heartbeat of 0 turns it off), and with
- * `cluster: {redis, prefix = 'tinybase'}` joins the servers sharing that Redis and prefix.
+ * `{heartbeatSeconds = 30, heartbeatMisses = 2}` (a heartbeat of 0 turns it off),
+ * with `cluster: {redis, prefix = 'tinybase'}` joins the servers sharing that Redis and prefix,
+ * and controls access with `{authorize, maxClientsPerPath, maxMessagesPerSecond}` (see
+ * lib/access.js).
  */
 export const createWsServer = (
   webSocketServer,
@@ -52,6 +55,7 @@ export const createWsServer = (
     heartbeatSeconds = DEFAULT_HEARTBEAT_SECONDS,
     heartbeatMisses = DEFAULT_HEARTBEAT_MISSES,
     cluster,
+    ...accessOptions
   } = {},
 ) => {
   if (cluster !== undefined && typeof cluster?.redis != 'string') {
@@ -110,10 +114,17 @@ export const createWsServer = (
       heartbeatMisses,
       clusterRedis: cluster?.redis,
       clusterPrefix: cluster?.prefix,
+      ...accessSettings(accessOptions),
     },
     () => scheduleTurn(),
   );
   const metrics = createMetricsSource(native);
+  const access = createAccess(
+    accessOptions.authorize,
+    handleError,
+    (conn, ticket, channelId, decision) =>
+      apply(native.authorized(conn, ticket, channelId, decision)),
+  );
 
   // Native events are taken a few at a time in turns of their own, at most one per pass of the
   // event loop, so timers and I/O run between turns however much the relay queues for JS. The
@@ -203,6 +214,7 @@ export const createWsServer = (
     message: ({conn, text, binary}) =>
       withFacade(conn, emitMessage, binary ?? text, binary !== undefined),
     pong: ({conn, text}) => withFacade(conn, emitPong, text),
+    authorize: access.decide,
     socketError: ({conn, text, errorCode, rangeError}) =>
       withFacade(conn, emitError, text, errorCode, rangeError),
   };
@@ -237,6 +249,7 @@ export const createWsServer = (
   const forget = (conn) => {
     conns.get(conn)?.closed();
     conns.delete(conn);
+    access.forget(conn);
   };
 
   const openNative = (webSocket, conn, fd, pathId, clientId, multiplexed) => {
@@ -320,6 +333,7 @@ export const createWsServer = (
     }
     const multiplexed = webSocket.protocol == MULTIPLEX_PROTOCOL;
     const conn = nextConn++;
+    access.remember(conn, request);
     const {fd, reason} = planeOf(webSocket, request);
     if (fd === undefined) {
       openJs(webSocket, conn, reason, pathId, clientId, multiplexed);

@@ -11,7 +11,7 @@ use napi::{CleanupEnvHook, Env, Error, Result, Status};
 use napi_derive::napi;
 use relay_metrics::{DropReason, Family, Metrics, Plane as PlaneLabel};
 use sync_core::protocol::fragment::unique_id;
-use sync_core::router::{Config, ConnId, PathKey, Router};
+use sync_core::router::{Access, Config, ConnId, Decision, Limits, PathKey, Router};
 
 use crate::event::{Event, MessageData};
 use crate::hub::Hub;
@@ -33,6 +33,10 @@ pub struct ServerOptions {
     pub cluster_redis: Option<String>,
     /// Names the cluster's channels and keys in Redis (default `tinybase`).
     pub cluster_prefix: Option<String>,
+    /// Whether each legacy connection and each channel waits for an `authorized` decision.
+    pub authorizing: bool,
+    pub max_clients_per_path: Option<u32>,
+    pub max_messages_per_second: Option<f64>,
 }
 
 /// One event for the JS side; `kind` says which fields are set.
@@ -53,6 +57,9 @@ pub struct HubEvent {
     pub range_error: Option<bool>,
     /// A binary message's bytes (a text message comes as `text`).
     pub binary: Option<Buffer>,
+    /// What an `authorize` event's answer quotes.
+    pub ticket: Option<i64>,
+    pub channel_id: Option<String>,
 }
 
 /// A connection `ws` accepted: the path it asked for and its client id (`sec-websocket-key`).
@@ -119,6 +126,11 @@ impl NativeServer {
             fragment_size: options.fragment_size,
             has_factory: options.has_factory,
             message_id: Box::new(|| unique_id(rand::random())),
+            limits: Limits {
+                authorizing: options.authorizing,
+                max_clients_per_path: options.max_clients_per_path.map(|max| max as usize),
+                max_messages_per_second: options.max_messages_per_second,
+            },
         });
         let heartbeat = (options.heartbeat_interval_ms > 0.0).then(|| Heartbeat {
             interval: Duration::from_secs_f64(options.heartbeat_interval_ms / 1000.0),
@@ -278,6 +290,29 @@ impl NativeServer {
             self.hub
                 .server_send(path_key(path), to_client_id.as_deref(), &remainder),
         )
+    }
+
+    /// The user's `authorize` decided, for the connection or channel of an `authorize` event:
+    /// `"write"`, `"read"`, or anything else to deny.
+    #[napi(catch_unwind)]
+    pub fn authorized(
+        &self,
+        conn: i64,
+        ticket: i64,
+        channel_id: Option<String>,
+        decision: String,
+    ) -> Vec<HubEvent> {
+        let decision = match decision.as_str() {
+            "write" => Decision::Grant(Access::Write),
+            "read" => Decision::Grant(Access::Read),
+            _ => Decision::Deny,
+        };
+        to_js(self.hub.authorized(
+            conn_id(conn),
+            ticket as u64,
+            channel_id.as_deref(),
+            decision,
+        ))
     }
 
     #[napi(catch_unwind)]
@@ -470,6 +505,8 @@ impl HubEvent {
             error_code: None,
             range_error: None,
             binary: None,
+            ticket: None,
+            channel_id: None,
         }
     }
 }
@@ -547,6 +584,20 @@ impl From<Event> for HubEvent {
                 conn: Some(conn.0 as i64),
                 binary: Some(bytes.into()),
                 ..HubEvent::new("message")
+            },
+            Event::Authorize {
+                conn,
+                ticket,
+                path_id,
+                client_id,
+                channel_id,
+            } => HubEvent {
+                conn: Some(conn.0 as i64),
+                ticket: Some(ticket as i64),
+                path_id: Some(path_id),
+                client_id: Some(client_id),
+                channel_id,
+                ..HubEvent::new("authorize")
             },
             Event::SocketError { conn, error } => HubEvent {
                 conn: Some(conn.0 as i64),

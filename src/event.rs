@@ -47,4 +47,12 @@ pub enum Event {
     SocketError { conn: ConnId, error: FrameError },
     /// A native socket answered a ping its facade sent.
     Pong { conn: ConnId, data: String },
+    /// Ask the user's `authorize` about a connection or channel, and answer with the ticket.
+    Authorize {
+        conn: ConnId,
+        ticket: u64,
+        path_id: String,
+        client_id: String,
+        channel_id: Option<String>,
+    },
 }

@@ -15,7 +15,9 @@ use connection_plane::{Connection, FrameError, Inbound, Plane};
 use relay_metrics::{DropReason, Metrics, Plane as PlaneLabel, Sent};
 use sync_core::protocol::error::{Overflow, SyncError};
 use sync_core::protocol::limits::MAX_PAYLOAD_BYTES;
-use sync_core::router::{Backpressure, ConnId, Outbox, PathKey, Payload, Router};
+use sync_core::router::{
+    AuthRequest, Backpressure, ConnId, Decision, Dropped, Outbox, PathKey, Payload, Router,
+};
 use tokio::sync::Notify;
 
 use crate::cluster_host::{ClusterHost, ClusterState, Clustered};
@@ -272,10 +274,14 @@ impl Outbox for Effects<'_> {
 
     fn report(&mut self, error: SyncError) {
         let reason = match error {
-            SyncError::Message => DropReason::Invalid,
-            SyncError::Overflow(_) => DropReason::Overflow,
+            SyncError::Message => Some(DropReason::Invalid),
+            SyncError::Overflow(_) => Some(DropReason::Overflow),
+            // A refusal drops a connection, counted with its close code, not a message.
+            SyncError::Refused(_) => None,
         };
-        self.metrics.messages_dropped_total[reason].inc();
+        if let Some(reason) = reason {
+            self.metrics.messages_dropped_total[reason].inc();
+        }
         self.events.push(Event::Error {
             message: error.to_string(),
         });
@@ -337,6 +343,24 @@ impl Outbox for Effects<'_> {
         if let Some(cluster) = &mut self.cluster {
             cluster.publish(path_id, to, payload);
         }
+    }
+
+    fn dropped(&mut self, reason: Dropped, count: usize) {
+        let reason = match reason {
+            Dropped::Denied => DropReason::Denied,
+            Dropped::ReadOnly => DropReason::ReadOnly,
+        };
+        self.metrics.messages_dropped_total[reason].add(count as u64);
+    }
+
+    fn authorize(&mut self, request: AuthRequest) {
+        self.events.push(Event::Authorize {
+            conn: request.conn,
+            ticket: request.ticket,
+            path_id: request.path_id.to_owned(),
+            client_id: request.client_id.to_owned(),
+            channel_id: request.channel_id.map(str::to_owned),
+        });
     }
 }
 
@@ -633,6 +657,19 @@ impl Hub {
     ) -> Vec<Event> {
         self.on_js_thread(|router, effects| {
             router.server_send(path, to_client_id, remainder, effects)
+        })
+    }
+
+    /// The user's `authorize` decided about the connection or channel asked with `ticket`.
+    pub fn authorized(
+        &self,
+        conn: ConnId,
+        ticket: u64,
+        channel_id: Option<&str>,
+        decision: Decision,
+    ) -> Vec<Event> {
+        self.on_js_thread(|router, effects| {
+            router.authorized(conn, ticket, channel_id, decision, Instant::now(), effects)
         })
     }
 

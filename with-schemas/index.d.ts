@@ -4,6 +4,8 @@ import type {createWsServer as createTinyBaseWsServer} from 'tinybase/synchroniz
 import type {WithNativeOptions} from '../index.js';
 
 export type {
+  Access,
+  AuthorizeRequest,
   ConnectionPlane,
   KeptInJsReason,
   MetricFamily,

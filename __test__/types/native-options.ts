@@ -10,6 +10,7 @@ import {
   getMetrics,
   getPlaneStats,
   registerMetrics,
+  type Access,
   type ConnectionPlane,
   type KeptInJsReason,
   type MetricFamily,
@@ -41,6 +42,31 @@ createWsServer(webSocketServer, undefined, undefined, undefined, undefined, {
 
 createWsServer(webSocketServer, undefined, undefined, undefined, undefined, {
   cluster: {redis: 'redis://127.0.0.1:6379', prefix: 'app'},
+});
+
+// Access control: a hook answering at once or later, and the limits.
+const readOnlyUnlessAdmin = ({
+  request,
+  pathId,
+  clientId,
+}: {
+  request: {url?: string};
+  pathId: string;
+  clientId: string;
+}): Access =>
+  request.url?.includes('admin')
+    ? 'write'
+    : pathId && clientId
+      ? 'read'
+      : false;
+createWsServer(webSocketServer, undefined, undefined, 1, undefined, {
+  authorize: readOnlyUnlessAdmin,
+  maxClientsPerPath: 100,
+  maxMessagesPerSecond: 50,
+});
+createWsServer(webSocketServer, undefined, undefined, 1, undefined, {
+  authorize: async ({request}) =>
+    request.headers.authorization ? 'write' : false,
 });
 
 const withSchemas = createWsServerWithSchemas(

@@ -27,6 +27,10 @@ const textSeconds = {heartbeatSeconds: '30'};
 createWsServer(webSocketServer, undefined, undefined, 1, 4096, textSeconds); // wrong
 createWsServer(webSocketServer, undefined, undefined, 1, 4096, {heartbeat: 30}); // wrong
 createWsServer(webSocketServer, undefined, undefined, 1, 4096, {}, 0); // wrong
+const trueAccess = {authorize: () => true};
+createWsServer(webSocketServer, undefined, undefined, 1, 4096, trueAccess); // wrong
+const textLimit = {maxClientsPerPath: '9'};
+createWsServer(webSocketServer, undefined, undefined, 1, 4096, textLimit); // wrong
 
 const server = createWsServer(webSocketServer, (pathId) =>
   createFilePersister(createMergeableStore(), pathId),

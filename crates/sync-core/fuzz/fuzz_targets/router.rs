@@ -28,7 +28,9 @@ use libfuzzer_sys::fuzz_target;
 use sync_core::protocol::error::SyncError;
 use sync_core::protocol::limits::{MAX_PAYLOAD_BYTES, SERVER_CLIENT_ID};
 use sync_core::protocol::message::validate;
-use sync_core::router::{Backpressure, Config, ConnId, Outbox, PathKey, Payload, Router};
+use sync_core::router::{
+    AuthRequest, Backpressure, Config, ConnId, Limits, Outbox, PathKey, Payload, Router,
+};
 use sync_core_fuzz::{steps, Step};
 
 /// Connections open at once, at most.
@@ -175,6 +177,10 @@ impl Outbox for Host {
                 "invalid for the server: {payload:?}"
             );
         }
+    }
+
+    fn authorize(&mut self, request: AuthRequest) {
+        panic!("asked to authorize {request:?} without an authorize hook");
     }
 }
 
@@ -339,6 +345,7 @@ fuzz_target!(|data: &[u8]| {
         fragment_size: FRAGMENT_SIZES[usize::from(setup.byte(0) >> 1) % FRAGMENT_SIZES.len()],
         has_factory: setup.byte(0) & 1 == 1,
         message_id: Box::new(move || format!("{:016}", ids.next().unwrap_or_default())),
+        limits: Limits::default(),
     };
     let mut fuzz = Fuzz {
         router: Router::new(config),

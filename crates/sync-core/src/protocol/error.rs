@@ -15,13 +15,26 @@ pub enum Overflow {
     Server,
 }
 
-/// An error TinyBase's server passes to `onIgnoredError`.
+/// Why the server turned a client away, beyond anything TinyBase does: access control and the
+/// limits a server may set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The host's `authorize` denied the connection its path.
+    Denied,
+    /// The path already has as many clients as the server allows.
+    PathFull,
+    /// The connection sent more messages than the server allows per second.
+    RateLimited,
+}
+
+/// An error TinyBase's server passes to `onIgnoredError`, or one of this server's refusals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncError {
     /// `tinybase:14`: a payload that is not a valid sync message.
     Message,
     /// `tinybase:15:<details>`: a limit was exceeded.
     Overflow(Overflow),
+    Refused(Refusal),
 }
 
 impl SyncError {
@@ -30,6 +43,10 @@ impl SyncError {
         match self {
             SyncError::Message => 1007,
             SyncError::Overflow(_) => 1013,
+            // 1008 is the policy violation a client cannot cure by retrying; a full path may
+            // have room later, which 1013 (try again later) says.
+            SyncError::Refused(Refusal::Denied | Refusal::RateLimited) => 1008,
+            SyncError::Refused(Refusal::PathFull) => 1013,
         }
     }
 }
@@ -50,6 +67,9 @@ impl fmt::Display for SyncError {
         match self {
             SyncError::Message => f.write_str("tinybase:14"),
             SyncError::Overflow(overflow) => write!(f, "tinybase:15:{}", overflow.details()),
+            SyncError::Refused(Refusal::Denied) => f.write_str("access denied"),
+            SyncError::Refused(Refusal::PathFull) => f.write_str("too many clients on this path"),
+            SyncError::Refused(Refusal::RateLimited) => f.write_str("too many messages per second"),
         }
     }
 }

@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
 
+use super::access::{Awaiting, Gate, RateLimit};
 use super::ids::IdMap;
 use super::timers::{Timer, Timers};
 use super::{ConnId, Outbox, PathKey, Payload};
-use crate::protocol::error::{Overflow, SyncError};
+use crate::protocol::error::{Overflow, Refusal, SyncError};
 use crate::protocol::fragment::{Decoded, PayloadDecoder, SocketBudget};
 use crate::protocol::limits::MAX_PAYLOAD_BYTES;
 
@@ -66,6 +67,14 @@ pub(super) struct Legacy {
     pub(super) budget: SocketBudget,
 }
 
+/// A legacy socket whose path the host has not granted (yet): not on any path.
+#[derive(Debug)]
+pub(super) struct Unadmitted {
+    pub(super) path_id: Box<str>,
+    /// What it sent meanwhile; `None` once it was refused.
+    pub(super) awaiting: Option<Awaiting>,
+}
+
 /// One subscribed channel of a multiplexed socket.
 #[derive(Debug)]
 pub(super) struct Channel {
@@ -83,6 +92,8 @@ pub(super) struct Multiplexed {
     pub(super) valid: bool,
     /// Subscribed channels, in subscription order, so closing leaves them in that order.
     pub(super) channels: IndexMap<Arc<str>, Channel>,
+    /// Subscribed channels the host has not granted (yet).
+    pub(super) gates: IndexMap<Arc<str>, Gate>,
     /// Channels not yet released: the subscribed ones and those whose path is still stopping.
     pub(super) resources: usize,
     pub(super) budget: SocketBudget,
@@ -96,6 +107,7 @@ impl Multiplexed {
             negotiated: false,
             valid: true,
             channels: IndexMap::new(),
+            gates: IndexMap::new(),
             resources: 0,
             budget: SocketBudget::default(),
             next_serial: 0,
@@ -120,6 +132,7 @@ impl Multiplexed {
 
 #[derive(Debug)]
 pub(super) enum Kind {
+    Unadmitted(Unadmitted),
     Legacy(Legacy),
     Multiplexed(Multiplexed),
 }
@@ -132,6 +145,10 @@ pub(super) struct Conn {
     /// The router asked the host to close it: nothing more is sent or reported as an overflow,
     /// as TinyBase checks `readyState == OPEN`.
     pub(super) closing: bool,
+    /// The router refused it (denied, or over its message rate): what it sends is dropped.
+    pub(super) muted: bool,
+    /// Started by its first message, when the server limits messages per second.
+    pub(super) rate: Option<RateLimit>,
     pub(super) kind: Kind,
 }
 
@@ -150,6 +167,19 @@ impl Conn {
     pub(super) fn invalid(&mut self, error: SyncError, out: &mut impl Outbox) {
         out.report(error);
         if !self.closing {
+            self.close(error, out);
+        }
+    }
+
+    /// Turns the socket away: from now on what it sends is dropped, and it is closed. Only a
+    /// denial goes unreported: the host made it.
+    pub(super) fn refuse(&mut self, refusal: Refusal, out: &mut impl Outbox) {
+        self.muted = true;
+        if !self.closing {
+            let error = SyncError::Refused(refusal);
+            if refusal != Refusal::Denied {
+                out.report(error);
+            }
             self.close(error, out);
         }
     }

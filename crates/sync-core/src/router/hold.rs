@@ -36,6 +36,8 @@ pub(super) struct Held {
     pub(super) to_server: ToServer,
     /// A ContentHashes message: a newer one from the same sender to the same target replaces it.
     pub(super) coalesces: bool,
+    /// The whole message's type, which decides whether a read-only client is handed it.
+    pub(super) message_type: i64,
 }
 
 impl Held {
@@ -58,17 +60,17 @@ pub(super) struct HoldFull;
 pub(super) struct SocketHolds(IdMap<ConnId, (usize, usize)>);
 
 impl SocketHolds {
-    fn get(&self, conn: ConnId) -> (usize, usize) {
+    pub(super) fn get(&self, conn: ConnId) -> (usize, usize) {
         self.0.get(&conn).copied().unwrap_or_default()
     }
 
-    fn add(&mut self, conn: ConnId, size: usize) {
+    pub(super) fn add(&mut self, conn: ConnId, size: usize) {
         let (count, bytes) = self.0.entry(conn).or_default();
         *count += 1;
         *bytes += size;
     }
 
-    fn sub(&mut self, conn: ConnId, size: usize) {
+    pub(super) fn sub(&mut self, conn: ConnId, size: usize) {
         if let Some((count, bytes)) = self.0.get_mut(&conn) {
             *count -= 1;
             *bytes -= size;
@@ -220,6 +222,7 @@ mod tests {
             remainder: remainder.to_owned(),
             to_server: ToServer::Remainder,
             coalesces,
+            message_type: 2,
         }
     }
 

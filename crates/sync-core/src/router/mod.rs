@@ -2,6 +2,8 @@
 //! while a path's server client starts, and when paths start and stop. Mirrors TinyBase's
 //! `createWsServer` bookkeeping, driven by calls from the host and answered through an [`Outbox`].
 
+mod access;
+mod admission;
 mod connection;
 mod hold;
 mod ids;
@@ -15,19 +17,22 @@ mod timers;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::protocol::error::{Overflow, SyncError};
-use crate::protocol::fragment::{self, Decoded, DecodedMessage, SocketBudget};
+use crate::protocol::error::{Overflow, Refusal, SyncError};
+use crate::protocol::fragment::{self, Decoded, DecodedMessage};
 use crate::protocol::limits::{
     MAX_CHANNELS, MAX_CHANNEL_RESOURCES, MAX_PAYLOAD_BYTES, SERVER_CLIENT_ID,
 };
-use crate::protocol::message::message_type::CONTENT_HASHES;
+use crate::protocol::message::message_type::{CONTENT_HASHES, RESPONSE};
 use crate::protocol::multiplex::{self, Control, Envelope};
 use crate::protocol::payload as envelope;
 
-use connection::{Channel, Conn, Conns, Decoder, Kind, Legacy, Multiplexed};
+use access::{Gate, RateLimit};
+use connection::{Conn, Conns, Kind, Multiplexed, Unadmitted};
 use hold::{Held, SocketHolds, ToServer};
 use path::{ChannelRef, Client, Leave, Paths, Start, Waiter};
-use relay::{publish, relay};
+use relay::{publish, relay, Relayed};
+
+pub use access::{is_request, Access, AuthRequest, Decision, Dropped, Limits};
 use timers::{Timer, Timers};
 
 pub use payload::Payload;
@@ -63,6 +68,8 @@ pub struct Config {
     pub has_factory: bool,
     /// Makes the 16-character ids of fragmented messages the server client sends.
     pub message_id: Box<dyn FnMut() -> String + Send>,
+    /// Access control and limits: none by default.
+    pub limits: Limits,
 }
 
 /// What the router asks of its host. It is called while the router is borrowed mutably, so an
@@ -90,6 +97,11 @@ pub trait Outbox {
     /// client (`to` empty) or to `to`, a client that is not here: a cluster publishes it for the
     /// clients of other nodes. A lone server has no one else to tell.
     fn publish(&mut self, _path_id: &str, _to: &str, _payload: &Payload) {}
+    /// With [`Limits::authorizing`]: a connection or channel waits for the host's decision,
+    /// which it answers with [`Router::authorized`].
+    fn authorize(&mut self, request: AuthRequest);
+    /// Access control dropped `count` messages.
+    fn dropped(&mut self, _reason: Dropped, _count: usize) {}
 }
 
 /// The relay's state for every path, client and connection.
@@ -99,6 +111,8 @@ pub struct Router {
     conns: Conns,
     sockets: SocketHolds,
     timers: Timers,
+    /// Tells the host's decisions apart, so a late one never applies to a later subscription.
+    next_ticket: u64,
 }
 
 impl Router {
@@ -109,6 +123,7 @@ impl Router {
             conns: Conns::default(),
             sockets: SocketHolds::default(),
             timers: Timers::default(),
+            next_ticket: 0,
         }
     }
 
@@ -126,31 +141,61 @@ impl Router {
         if self.conns.contains_key(&conn) {
             return;
         }
-        let client_id: Arc<str> = client_id.into();
         let kind = if multiplexed {
             Kind::Multiplexed(Multiplexed::new(path_id))
         } else {
-            let client = Client {
-                conn,
-                channel: None,
-            };
-            Kind::Legacy(Legacy {
-                path: self.paths.join(path_id, &client_id, client, out),
-                decoder: Decoder::new(self.config.request_timeout, conn, None),
-                budget: SocketBudget::default(),
+            Kind::Unadmitted(Unadmitted {
+                path_id: path_id.into(),
+                awaiting: None,
             })
         };
         let state = Conn {
             id: conn,
-            client_id,
+            client_id: client_id.into(),
             closing: false,
+            muted: false,
+            rate: None,
             kind,
         };
         self.conns.insert(conn, state);
+        if !multiplexed {
+            self.ask_legacy(conn, out);
+        }
     }
 
     /// A text payload arrived on `conn` at `now`.
     pub fn receive(&mut self, conn: ConnId, payload: &str, now: Instant, out: &mut impl Outbox) {
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if state.muted {
+            out.dropped(Dropped::Denied, 1);
+            return;
+        }
+        if let Some(rate) = self.config.limits.max_messages_per_second {
+            if !state
+                .rate
+                .get_or_insert_with(|| RateLimit::new(rate, now))
+                .take(now)
+            {
+                return state.refuse(Refusal::RateLimited, out);
+            }
+        }
+        if let Kind::Unadmitted(unadmitted) = &mut state.kind {
+            let held = unadmitted
+                .awaiting
+                .as_mut()
+                .map(|awaiting| awaiting.push(conn, payload, &mut self.sockets));
+            if let Some(Err(_)) = held {
+                self.refuse_unadmitted(conn, None, out);
+            }
+            return;
+        }
+        self.route(conn, payload, now, out);
+    }
+
+    /// A payload from an admitted connection, or one it sent while it waited to be.
+    fn route(&mut self, conn: ConnId, payload: &str, now: Instant, out: &mut impl Outbox) {
         let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -197,30 +242,55 @@ impl Router {
                 channel_id,
                 payload,
             } => {
-                let channel = match mux.negotiated {
-                    true => mux.channels.get_mut(channel_id),
-                    false => None,
-                };
-                let Some(channel) = channel else {
+                if !mux.negotiated {
                     return self.invalidate(conn, SyncError::Message, out);
-                };
-                match channel
-                    .decoder
-                    .decode(payload, &mut mux.budget, now, &mut self.timers)
-                {
-                    Decoded::Message(message) => {
-                        let path = channel.path;
-                        let from = state.client_id.clone();
-                        self.handle_decoded(path, &from, message, now, out);
+                }
+                match mux.gates.get_mut(channel_id) {
+                    None => self.receive_channel(conn, channel_id, payload, now, out),
+                    Some(Gate::Denied) => out.dropped(Dropped::Denied, 1),
+                    Some(Gate::Pending { awaiting, .. }) => {
+                        if awaiting.push(conn, payload, &mut self.sockets).is_err() {
+                            state.overflow(Overflow::Server, out);
+                        }
                     }
-                    Decoded::Invalid(error) => self.invalidate(conn, error, out),
-                    Decoded::Pending | Decoded::Ignored => {}
                 }
             }
             Envelope::ChannelIdTooLarge => {
                 self.invalidate(conn, SyncError::Overflow(Overflow::Channels), out)
             }
             Envelope::Invalid => self.invalidate(conn, SyncError::Message, out),
+        }
+    }
+
+    /// A payload on a subscribed channel, or one sent while its subscription was being decided.
+    fn receive_channel(
+        &mut self,
+        conn: ConnId,
+        channel_id: &str,
+        payload: &str,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) {
+        let Some(state) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let Kind::Multiplexed(mux) = &mut state.kind else {
+            return;
+        };
+        let Some(channel) = mux.channels.get_mut(channel_id) else {
+            return self.invalidate(conn, SyncError::Message, out);
+        };
+        match channel
+            .decoder
+            .decode(payload, &mut mux.budget, now, &mut self.timers)
+        {
+            Decoded::Message(message) => {
+                let path = channel.path;
+                let from = state.client_id.clone();
+                self.handle_decoded(path, &from, message, now, out);
+            }
+            Decoded::Invalid(error) => self.invalidate(conn, error, out),
+            Decoded::Pending | Decoded::Ignored => {}
         }
     }
 
@@ -256,41 +326,28 @@ impl Router {
                     return self.invalidate(conn, SyncError::Overflow(Overflow::Channels), out);
                 }
                 if !mux.channels.contains_key(channel_id.as_str()) {
-                    if mux.channels.len() >= MAX_CHANNELS || mux.resources >= MAX_CHANNEL_RESOURCES
+                    if mux.gates.contains_key(channel_id.as_str()) {
+                        return self.resubscribe_gated(conn, &control, out);
+                    }
+                    if mux.channels.len() + mux.gates.len() >= MAX_CHANNELS
+                        || mux.resources >= MAX_CHANNEL_RESOURCES
                     {
                         return self.invalidate(conn, SyncError::Overflow(Overflow::Channels), out);
                     }
                     mux.resources += 1;
-                    let serial = mux.next_serial;
-                    mux.next_serial += 1;
-                    let channel_id: Arc<str> = channel_id.as_str().into();
-                    let client = Client {
-                        conn,
-                        channel: Some(ChannelRef {
-                            id: channel_id.clone(),
-                            serial,
-                        }),
-                    };
-                    let path =
-                        self.paths
-                            .join(&mux.path_id(&channel_id), &state.client_id, client, out);
-                    let decoder =
-                        Decoder::new(self.config.request_timeout, conn, Some(channel_id.clone()));
-                    mux.channels.insert(
-                        channel_id,
-                        Channel {
-                            path,
-                            serial,
-                            decoder,
-                        },
-                    );
+                    return self.subscribe(conn, &control, out);
                 }
             }
             Control::Unsubscribe { channel_id } => {
                 if multiplex::is_channel_id_too_large(channel_id) {
                     return self.invalidate(conn, SyncError::Overflow(Overflow::Channels), out);
                 }
-                if let Some(mut channel) = mux.channels.shift_remove(channel_id.as_str()) {
+                if let Some(gate) = mux.gates.shift_remove(channel_id.as_str()) {
+                    if let Gate::Pending { mut awaiting, .. } = gate {
+                        awaiting.take(conn, &mut self.sockets);
+                    }
+                    mux.resources -= 1;
+                } else if let Some(mut channel) = mux.channels.shift_remove(channel_id.as_str()) {
                     channel.decoder.clear(&mut mux.budget, &mut self.timers);
                     let left = self.paths.leave(
                         channel.path,
@@ -333,6 +390,10 @@ impl Router {
         if path.stopping {
             return;
         }
+        if !sender.access.relays(message.message_type) {
+            out.dropped(Dropped::ReadOnly, 1);
+            return;
+        }
         let DecodedMessage {
             to_client_id: to,
             remainders,
@@ -354,15 +415,13 @@ impl Router {
                         Some(whole.as_str())
                     }
                 };
-                relay(
-                    path,
+                let relayed = Relayed {
                     from,
-                    &to,
-                    &forwarded,
-                    server_message,
-                    &mut self.conns,
-                    out,
-                );
+                    to: &to,
+                    payload: &forwarded,
+                    message_type,
+                };
+                relay(path, &relayed, server_message, &mut self.conns, out);
                 publish(path, &to, &forwarded, out);
             }
             return;
@@ -387,6 +446,7 @@ impl Router {
                 remainder,
                 to_server,
                 coalesces,
+                message_type,
             };
             if path
                 .hold
@@ -408,6 +468,11 @@ impl Router {
         };
         let client_id = &state.client_id;
         match state.kind {
+            Kind::Unadmitted(Unadmitted { awaiting, .. }) => {
+                if let Some(mut awaiting) = awaiting {
+                    awaiting.take(conn, &mut self.sockets);
+                }
+            }
             Kind::Legacy(mut legacy) => {
                 legacy.decoder.clear(&mut legacy.budget, &mut self.timers);
                 self.paths.leave(
@@ -420,6 +485,11 @@ impl Router {
             }
             Kind::Multiplexed(mut mux) => {
                 mux.clear_decoders(&mut self.timers);
+                for gate in mux.gates.values_mut() {
+                    if let Gate::Pending { awaiting, .. } = gate {
+                        awaiting.take(conn, &mut self.sockets);
+                    }
+                }
                 for channel in mux.channels.values() {
                     self.paths.leave(
                         channel.path,
@@ -455,6 +525,11 @@ impl Router {
             message_id,
         );
         let server_hears = path.server_hears(SERVER_CLIENT_ID, to);
+        // Only read-only recipients need it, and they are rare.
+        let message_type = match path.has_readers() {
+            true => access::server_message_type(remainder),
+            false => RESPONSE,
+        };
         let last = payloads.len().saturating_sub(1);
         for (index, mut payload) in payloads.into_iter().enumerate() {
             // Readdressed from the server client in place, without a second buffer.
@@ -469,15 +544,13 @@ impl Router {
                     Some(joined.as_str())
                 }
             };
-            relay(
-                path,
-                SERVER_CLIENT_ID,
+            let relayed = Relayed {
+                from: SERVER_CLIENT_ID,
                 to,
-                &forwarded,
-                server_message,
-                &mut self.conns,
-                out,
-            );
+                payload: &forwarded,
+                message_type,
+            };
+            relay(path, &relayed, server_message, &mut self.conns, out);
             publish(path, to, &forwarded, out);
         }
     }
@@ -505,15 +578,13 @@ impl Router {
                     Some(joined.as_str())
                 }
             };
-            relay(
-                path,
-                &held.from,
-                &held.to,
-                &forwarded,
-                server_message,
-                &mut self.conns,
-                out,
-            );
+            let relayed = Relayed {
+                from: &held.from,
+                to: &held.to,
+                payload: &forwarded,
+                message_type: held.message_type,
+            };
+            relay(path, &relayed, server_message, &mut self.conns, out);
             publish(path, &held.to, &forwarded, out);
         }
     }
@@ -535,7 +606,17 @@ impl Router {
             return;
         };
         if !path.stopping {
-            relay(path, from, to, payload, None, &mut self.conns, out);
+            let message_type = match path.has_readers() {
+                true => access::relayed_message_type(payload),
+                false => RESPONSE,
+            };
+            let relayed = Relayed {
+                from,
+                to,
+                payload,
+                message_type,
+            };
+            relay(path, &relayed, None, &mut self.conns, out);
         }
     }
 
@@ -681,6 +762,7 @@ impl Router {
     /// channels may reach any path) or one the router does not know.
     pub fn legacy_path_id(&self, conn: ConnId) -> Option<&str> {
         match &self.conns.get(&conn)?.kind {
+            Kind::Unadmitted(unadmitted) => Some(&unadmitted.path_id),
             Kind::Legacy(legacy) => self.paths.get(legacy.path).map(|path| &*path.id),
             Kind::Multiplexed(_) => None,
         }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use indexmap::IndexMap;
 
+use super::access::Access;
 use super::hold::{Hold, SocketHolds};
 use super::ids::IdMap;
 use super::timers::Timers;
@@ -25,6 +26,7 @@ pub(super) struct Client {
     pub(super) conn: ConnId,
     /// The channel to wrap payloads for, on a multiplexed socket.
     pub(super) channel: Option<ChannelRef>,
+    pub(super) access: Access,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +64,13 @@ pub(super) struct Path {
 impl Path {
     pub(super) fn is_ready(&self) -> bool {
         matches!(self.start, Start::Ready { .. })
+    }
+
+    /// Whether any of its clients is read-only.
+    pub(super) fn has_readers(&self) -> bool {
+        self.clients
+            .values()
+            .any(|client| client.access == Access::Read)
     }
 
     /// Whether a message from `from` to `to` also goes to the server client.
@@ -119,6 +128,17 @@ impl Paths {
 
     pub(super) fn get_mut(&mut self, key: PathKey) -> Option<&mut Path> {
         self.generations.get_mut(&key)
+    }
+
+    /// Whether `path_id` has `max` clients or more, so that one more would be too many. A
+    /// generation that is stopping has none: a new client starts the next one.
+    pub(super) fn is_full(&self, path_id: &str, max: Option<usize>) -> bool {
+        max.is_some_and(|max| {
+            self.by_id
+                .get(path_id)
+                .map(|key| &self.generations[key])
+                .is_some_and(|path| !path.stopping && path.clients.len() >= max)
+        })
     }
 
     /// Adds a client to the current generation of `path_id`, starting a generation if there is

@@ -9,19 +9,32 @@ use crate::protocol::error::Overflow;
 use crate::protocol::limits::{MAX_PAYLOAD_BYTES, MULTIPLE_CLIENT_ID, SERVER_CLIENT_ID};
 use crate::protocol::multiplex;
 
-/// Relays `forwarded` (`from\nremainder`), addressed to `to`, to the clients of `path`: `""` is
-/// every client but the sender, `"S"` none, anything else that one client. `server_message` is
-/// what the server client gets, given by the caller when [`Path::server_hears`] and this
-/// completes a message.
+/// One payload on its way: `payload` is `from\nremainder`, addressed to `to`, part of a message of
+/// `message_type`.
+pub(super) struct Relayed<'a> {
+    pub(super) from: &'a str,
+    pub(super) to: &'a str,
+    pub(super) payload: &'a Payload,
+    pub(super) message_type: i64,
+}
+
+/// Relays a payload to the clients of `path`: `""` is every client but the sender, `"S"` none,
+/// anything else that one client, each only if its access lets it receive the message.
+/// `server_message` is what the server client gets, given by the caller when
+/// [`Path::server_hears`] and this completes a message.
 pub(super) fn relay(
     path: &Path,
-    from: &str,
-    to: &str,
-    forwarded: &Payload,
+    relayed: &Relayed,
     server_message: Option<&str>,
     conns: &mut Conns,
     out: &mut impl Outbox,
 ) {
+    let Relayed {
+        from,
+        to,
+        payload,
+        message_type,
+    } = *relayed;
     if let Some(message) = server_message {
         out.to_server(path.key, message);
     }
@@ -29,13 +42,17 @@ pub(super) fn relay(
         // Channel recipients of one path usually share a channel id: wrap once for all of them.
         let mut wrapped = None;
         for (client_id, client) in &path.clients {
-            if **client_id != *from {
-                send(client, forwarded, &mut wrapped, conns, out);
+            if **client_id != *from && client.access.receives(message_type) {
+                send(client, payload, &mut wrapped, conns, out);
             }
         }
     } else if to != SERVER_CLIENT_ID {
-        if let Some(client) = path.clients.get(to) {
-            send(client, forwarded, &mut None, conns, out);
+        if let Some(client) = path
+            .clients
+            .get(to)
+            .filter(|client| client.access.receives(message_type))
+        {
+            send(client, payload, &mut None, conns, out);
         }
     }
 }

@@ -1,10 +1,12 @@
 //! The router driven through its public API, with an [`Outbox`] that records every effect.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use super::*;
 use crate::protocol::limits::{MAX_QUEUED_MESSAGES, MULTIPLE_CLIENT_ID};
+
+mod access;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Event {
@@ -16,6 +18,7 @@ enum Event {
     Start(u64, String),
     Stop(u64),
     ToServer(u64, String),
+    Authorize(u64, u64, String, Option<String>),
 }
 use Event::*;
 
@@ -26,6 +29,8 @@ struct Recorder {
     backpressured: HashSet<ConnId>,
     /// What a cluster would publish: path id, addressee, payload.
     published: Vec<(String, String, String)>,
+    /// Messages access control dropped, by reason.
+    dropped: HashMap<Dropped, usize>,
 }
 
 impl Outbox for Recorder {
@@ -71,6 +76,19 @@ impl Outbox for Recorder {
         self.published
             .push((path_id.into(), to.into(), payload.as_str().into()));
     }
+
+    fn dropped(&mut self, reason: Dropped, count: usize) {
+        *self.dropped.entry(reason).or_default() += count;
+    }
+
+    fn authorize(&mut self, request: AuthRequest) {
+        self.events.push(Authorize(
+            request.ticket,
+            request.conn.0,
+            request.path_id.into(),
+            request.channel_id.map(str::to_owned),
+        ));
+    }
 }
 
 const TIMEOUT: Duration = Duration::from_secs(1);
@@ -106,12 +124,21 @@ impl Fixture {
     }
 
     fn with_fragments(has_factory: bool, fragment_size: Option<f64>) -> Self {
+        Self::with_config(has_factory, fragment_size, Limits::default())
+    }
+
+    fn with_limits(has_factory: bool, limits: Limits) -> Self {
+        Self::with_config(has_factory, None, limits)
+    }
+
+    fn with_config(has_factory: bool, fragment_size: Option<f64>, limits: Limits) -> Self {
         let mut ids = 0..;
         let config = Config {
             request_timeout: TIMEOUT,
             fragment_size,
             has_factory,
             message_id: Box::new(move || format!("messageId{:07}", ids.next().unwrap_or(0))),
+            limits,
         };
         Fixture {
             router: Router::new(config),
