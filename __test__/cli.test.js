@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
-import {mkdtemp, readFile, readdir, rm} from 'node:fs/promises';
+import {generateKeyPairSync} from 'node:crypto';
+import {mkdtemp, readFile, readdir, rm, writeFile} from 'node:fs/promises';
 import http from 'node:http';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
 import test from 'node:test';
+import {SignJWT} from 'jose';
+import {WebSocket} from 'ws';
 import {
   DEFAULT_DATA_DIR,
   DEFAULT_HOST,
@@ -13,11 +16,13 @@ import {
   UsageError,
   parseCliArgs,
 } from '../lib/cli/args.js';
+import {accessFromClaims} from '../lib/cli/auth.js';
 import {pathIdToFileName} from '../lib/cli/file-names.js';
 import parsePrometheusText from 'parse-prometheus-text-format';
 import {OPCODES, openTcp} from './native/support/native.js';
 import {
   TEST_TIMEOUT_MS,
+  closeOf,
   defer,
   openClient,
   plain,
@@ -186,6 +191,7 @@ test('flags are parsed with their defaults', () => {
     logFormat: 'text',
     metrics: true,
     cluster: undefined,
+    auth: undefined,
   });
   assert.equal(DEFAULT_PORT, 8047);
   assert.deepEqual(
@@ -200,6 +206,7 @@ test('flags are parsed with their defaults', () => {
       logFormat: 'text',
       metrics: true,
       cluster: undefined,
+      auth: undefined,
     },
   );
   assert.equal(parseCliArgs(['--port=65535']).port, 65535);
@@ -616,3 +623,113 @@ test('--log-format json writes one JSON object a line', options, async (t) => {
   );
   assert.ok(entries.some(({msg}) => msg == 'tinybase-ws-server stopped'));
 });
+
+test('token path patterns match whole path ids, write before read', () => {
+  const grants = (claim, pathId) => accessFromClaims({tinybase: claim}, pathId);
+  const claim = {write: ['rooms/*', 'me'], read: ['public/**', 'rooms/*/log']};
+  assert.equal(grants(claim, 'rooms/a'), 'write');
+  assert.equal(grants(claim, 'rooms/a/log'), 'read');
+  assert.equal(grants(claim, 'rooms/a/b'), false);
+  assert.equal(grants(claim, 'public/x/y'), 'read');
+  assert.equal(grants(claim, 'me'), 'write');
+  assert.equal(grants(claim, 'mee'), false);
+  assert.equal(grants({read: ['a.b+(c)']}, 'a.b+(c)'), 'read');
+  assert.equal(grants({read: ['a.b']}, 'aXb'), false);
+  assert.equal(grants({write: ['**']}, ''), 'write');
+  assert.throws(() => accessFromClaims({}, 'p'), /'tinybase' claim/);
+  assert.throws(() => grants({write: 'rooms/*'}, 'p'), /'tinybase' claim/);
+  assert.deepEqual(
+    parseCliArgs(['--auth-jwt-secret-file', 's', '--memory']).auth,
+    {secretFile: 's', publicKeyFile: undefined},
+  );
+  assert.throws(
+    () => parseCliArgs(['--auth-jwt-public-key-file=']),
+    UsageError,
+  );
+});
+
+test(
+  '--auth-jwt-secret-file and --auth-jwt-public-key-file admit, limit and refuse clients by token',
+  {...options, skip: implementation != 'native' && 'TinyBase has no authorize'},
+  async (t) => {
+    const cwd = await tempDir(t);
+    const secret = 'a secret of more than thirty-two bytes';
+    await writeFile(join(cwd, 'secret'), secret + '\n');
+    const {publicKey, privateKey} = generateKeyPairSync('ec', {
+      namedCurve: 'P-256',
+    });
+    await writeFile(
+      join(cwd, 'public.pem'),
+      publicKey.export({type: 'spki', format: 'pem'}),
+    );
+    const server = await startServer(
+      t,
+      [
+        '--memory',
+        '--verbose',
+        '--auth-jwt-secret-file',
+        'secret',
+        '--auth-jwt-public-key-file',
+        'public.pem',
+      ],
+      cwd,
+    );
+    const sign = (claims, {key = Buffer.from(secret), alg = 'HS256'} = {}) =>
+      new SignJWT(claims)
+        .setProtectedHeader({alg})
+        .setExpirationTime(claims.exp ?? '1h')
+        .sign(key);
+    const urlFor = async (path, claims, signing) =>
+      `${server.url}/${path}?token=${await sign(claims, signing)}`;
+    const refused = async (url) => {
+      const webSocket = new WebSocket(url);
+      webSocket.on('error', () => {});
+      return (await closeOf(webSocket)).code;
+    };
+
+    const writer = await openClient(
+      t,
+      await urlFor('rooms/a', {tinybase: {write: ['rooms/*']}}),
+    );
+    const reader = await openClient(
+      t,
+      await urlFor(
+        'rooms/a',
+        {tinybase: {read: ['rooms/**']}},
+        {key: privateKey, alg: 'ES256'},
+      ),
+    );
+    writer.store.setValue('from', 'writer');
+    await waitForEqual(() => reader.store.getValue('from'), 'writer', 'read');
+    reader.store.setValue('evil', 'reader');
+    await reader.synchronizer.load();
+    writer.store.setValue('last', 1);
+    await waitForEqual(() => reader.store.getValue('last'), 1, 'last');
+    assert.deepEqual(plain(writer.store.getValues()), {
+      from: 'writer',
+      last: 1,
+    });
+
+    const anHourAgo = Math.floor(Date.now() / 1000) - 3600;
+    for (const url of [
+      `${server.url}/rooms/a`,
+      await urlFor('rooms/a', {tinybase: {write: ['**']}, exp: anHourAgo}),
+      await urlFor('other', {tinybase: {write: ['rooms/*']}}),
+      await urlFor(
+        'rooms/a',
+        {tinybase: {write: ['**']}},
+        {key: Buffer.from('not the secret, but as long')},
+      ),
+      await urlFor('rooms/a', {sub: 'no claim'}),
+    ]) {
+      assert.equal(await refused(url), 1008, url);
+    }
+    await waitFor(
+      () =>
+        /ignored error: .*"exp" claim timestamp check failed/.test(
+          server.output.stdout,
+        ),
+      'the expired token to be logged',
+    );
+  },
+);

@@ -25,6 +25,16 @@ Options:
       --cluster-prefix <prefix>
                       names this cluster's channels in Redis, so clusters can
                       share one (default tinybase; no ':')
+      --auth-jwt-secret-file <file>
+                      admit only clients whose URL has a JWT in its token
+                      parameter, signed (HS256/384/512) with the secret in
+                      <file>, and let each write or read the paths its
+                      "tinybase" claim names, e.g.
+                      {"tinybase": {"write": ["rooms/*"], "read": ["**"]}}
+                      (* is any run without a /, ** any run at all)
+      --auth-jwt-public-key-file <file>
+                      the same for tokens signed with the private key of the
+                      PEM public key in <file> (RS*, PS*, ES*, EdDSA)
       --metrics=false serve no /metrics or /health (by default the port
                       also answers GET /metrics, Prometheus text, and GET
                       /health, 200 while accepting and 503 while stopping)
@@ -51,6 +61,8 @@ const OPTIONS = {
   memory: {type: 'boolean', short: 'm'},
   redis: {type: 'string'},
   'cluster-prefix': {type: 'string'},
+  'auth-jwt-secret-file': {type: 'string'},
+  'auth-jwt-public-key-file': {type: 'string'},
   metrics: {type: 'string'},
   'log-format': {type: 'string'},
   quiet: {type: 'boolean', short: 'q'},
@@ -98,6 +110,11 @@ export const parseCliArgs = (args) => {
   if (values.data === '') {
     throw new UsageError('--data cannot be empty');
   }
+  for (const flag of ['auth-jwt-secret-file', 'auth-jwt-public-key-file']) {
+    if (values[flag] === '') {
+      throw new UsageError(`--${flag} cannot be empty`);
+    }
+  }
   if (values.redis === '') {
     throw new UsageError('--redis cannot be empty');
   }
@@ -129,5 +146,13 @@ export const parseCliArgs = (args) => {
       values.redis === undefined
         ? undefined
         : {redis: values.redis, prefix: values['cluster-prefix']},
+    auth:
+      values['auth-jwt-secret-file'] === undefined &&
+      values['auth-jwt-public-key-file'] === undefined
+        ? undefined
+        : {
+            secretFile: values['auth-jwt-secret-file'],
+            publicKeyFile: values['auth-jwt-public-key-file'],
+          },
   };
 };

@@ -57,6 +57,7 @@ export const runCli = async (args, loadServer) => {
       host: options.host,
       dataDir: options.dataDir,
       cluster: options.cluster,
+      auth: options.auth,
       metrics: options.metrics,
       log,
     });

@@ -6,6 +6,7 @@ import {join, resolve} from 'node:path';
 import {WebSocketServer} from 'ws';
 import {createMergeableStore} from 'tinybase';
 import {createFilePersister} from 'tinybase/persisters/persister-file';
+import {createJwtAuthorize} from './auth.js';
 import {pathIdToFileName} from './file-names.js';
 import {createOperations} from './operations.js';
 
@@ -43,9 +44,12 @@ export const startSyncServer = async ({
   host,
   dataDir,
   cluster,
+  auth = {},
   metrics,
   log,
 }) => {
+  // A key that cannot be read fails the start, before anything listens.
+  const authorize = await createJwtAuthorize(auth);
   const absoluteDataDir = dataDir === undefined ? undefined : resolve(dataDir);
   if (absoluteDataDir !== undefined) {
     await mkdir(absoluteDataDir, {recursive: true});
@@ -100,7 +104,7 @@ export const startSyncServer = async ({
         }),
       undefined,
       undefined,
-      cluster === undefined ? undefined : {cluster},
+      {cluster, authorize},
     );
   } catch (error) {
     webSocketServer.close();
