@@ -119,7 +119,7 @@ const describeMachine = () => {
   };
 };
 
-const serverCommand = (server, {persist, scrapeMs}) =>
+const serverCommand = (server, {persist, scrapeMs, authorize}) =>
   server == 'relay'
     ? [LOADGEN, 'relay', '--port', '0']
     : [
@@ -127,6 +127,7 @@ const serverCommand = (server, {persist, scrapeMs}) =>
         join(BENCH, 'servers', `${server}.js`),
         ...(persist ? ['--persist'] : []),
         ...(scrapeMs ? ['--scrape-ms', String(scrapeMs)] : []),
+        ...(authorize ? ['--authorize'] : []),
       ];
 
 // One run: a fresh server, the load, the server's figures before, during (the
@@ -214,7 +215,7 @@ The load generator (\`bench/loadgen\`, Rust, tokio-tungstenite) speaks TinyBase'
 
 ${selected.map((scenario) => `- **${scenario.title}** (\`${scenario.id}\`): ${scenario.shape}.`).join('\n')}
 
-Columns: *loadgen·busy* gives the load generator's own CPU use (cores, from getrusage) and the share of the whole machine that was busy (from /proc/stat) during the runs, so a figure that was limited by the load generator or by other load on the machine can be told apart. *native gain* is how many times better native is than the reference: above 1 means more throughput, or less latency, time, CPU or memory. Server CPU is read from /proc over the measured interval (over the whole storm for the storm), and so are the storm's memory figures; the event-loop delay is the server's own measure (\`monitorEventLoopDelay\`, 1 ms resolution) over the whole load generator run, connecting included, less the 1 ms timer interval the histogram counts in every sample. The scraped scenario repeats the fan-out while the server reads a prom-client registry every 100 ms, far more often than Prometheus would: Node's default process metrics for both, and for the native server its own metrics through \`registerMetrics\` too; its native row against the fan-out's shows what reading the metrics costs the relay. The persisted scenario gives each path a minimal in-memory custom persister; its first client waits about a second, because TinyBase's server client asks the path's clients for their hashes while their replies are held back until it is ready. Both servers are handed a \`ws\` WebSocketServer on 127.0.0.1 with an accept backlog of 4,096: with ws's default (511) the storm's excess connection attempts would be retried by the kernel a second later, and the figure would time that retry, not the servers. The bare relay (\`loadgen relay\`, Rust) routes like the servers (broadcast or to one client, the sender's id put in front) but validates nothing and does the WebSocket handshake itself: it marks what this machine can do with each load at all. ${options.pin ? 'Server pinned to CPU 0 and load generator to CPU 1 with taskset.' : 'Server and load generator were not pinned to CPUs.'}`;
+Columns: *loadgen·busy* gives the load generator's own CPU use (cores, from getrusage) and the share of the whole machine that was busy (from /proc/stat) during the runs, so a figure that was limited by the load generator or by other load on the machine can be told apart. *native gain* is how many times better native is than the reference: above 1 means more throughput, or less latency, time, CPU or memory. Server CPU is read from /proc over the measured interval (over the whole storm for the storm), and so are the storm's memory figures; the event-loop delay is the server's own measure (\`monitorEventLoopDelay\`, 1 ms resolution) over the whole load generator run, connecting included, less the 1 ms timer interval the histogram counts in every sample. The scraped scenario repeats the fan-out while the server reads a prom-client registry every 100 ms, far more often than Prometheus would: Node's default process metrics for both, and for the native server its own metrics through \`registerMetrics\` too; its native row against the fan-out's shows what reading the metrics costs the relay. The authorized scenario repeats the fan-out with an \`authorize\` hook that grants every client write access from a Promise (TinyBase's own server has no such option and ignores it): its native row against the fan-out's shows what access control costs the relay, whose per-message checks are in Rust, the hook being asked once per client. The persisted scenario gives each path a minimal in-memory custom persister; its first client waits about a second, because TinyBase's server client asks the path's clients for their hashes while their replies are held back until it is ready. Both servers are handed a \`ws\` WebSocketServer on 127.0.0.1 with an accept backlog of 4,096: with ws's default (511) the storm's excess connection attempts would be retried by the kernel a second later, and the figure would time that retry, not the servers. The bare relay (\`loadgen relay\`, Rust) routes like the servers (broadcast or to one client, the sender's id put in front) but validates nothing and does the WebSocket handshake itself: it marks what this machine can do with each load at all. ${options.pin ? 'Server pinned to CPU 0 and load generator to CPU 1 with taskset.' : 'Server and load generator were not pinned to CPUs.'}`;
 
 const benchmarksMarkdown = ({
   machine,
@@ -258,8 +259,8 @@ ${methodText(plan, options, selected)}
 \`\`\`sh
 ${invocation}
 # which builds and then, per run, starts one of
-node bench/servers/reference.js [--persist] [--scrape-ms N]
-node bench/servers/native.js [--persist] [--scrape-ms N]
+node bench/servers/reference.js [--persist] [--scrape-ms N] [--authorize]
+node bench/servers/native.js [--persist] [--scrape-ms N] [--authorize]
 bench/loadgen/target/release/loadgen relay --port 0
 # and runs, for example
 ${selected

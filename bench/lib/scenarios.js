@@ -121,6 +121,18 @@ export const SCENARIOS = [
     metrics: [DELIVERED, P50, P99, SERVER_CPU, EVENT_LOOP_DELAY],
   },
   {
+    id: 'authorized',
+    title: 'Fan-out, authorized',
+    shape:
+      'the fan-out load with an authorize hook that grants each client write access',
+    mode: 'fanout',
+    persist: false,
+    authorize: true,
+    servers: ['reference', 'native'],
+    args: (plan) => ['--clients', '32', '--window', '4', ...timing(plan)],
+    metrics: [DELIVERED, P50, P99, SERVER_CPU, EVENT_LOOP_DELAY],
+  },
+  {
     id: 'paths',
     title: 'Many paths',
     shape: '500 paths × 2 clients, 5,000 msg/s offered in total',

@@ -9,6 +9,9 @@
 // - stdin closing, or SIGTERM, destroys the server and exits.
 // Nothing else may be written to stdout; diagnostics go to stderr.
 //
+// With `--authorize` the server is given an `authorize` hook (its sixth argument) that grants
+// every client write access from a Promise; TinyBase's own server ignores it.
+//
 // With `--scrape-ms N` the server reads a prom-client registry every N ms,
 // as a Prometheus scrape would: Node's default process metrics, and the
 // server's own when its module has registerMetrics.
@@ -41,6 +44,9 @@ const scrapeInterval = () => {
 
 export const serve = async (loadCreateWsServer) => {
   const persist = process.argv.includes('--persist');
+  const nativeOptions = process.argv.includes('--authorize')
+    ? {authorize: async () => 'write'}
+    : undefined;
   const scrapeMs = scrapeInterval();
   let createWsServer;
   let registerMetrics;
@@ -91,6 +97,9 @@ export const serve = async (loadCreateWsServer) => {
       webSocketServer,
       persist ? createPersisterForPath : undefined,
       onIgnoredError,
+      undefined,
+      undefined,
+      nativeOptions,
     );
     if (!webSocketServer.address()) {
       await new Promise((resolve, reject) => {
