@@ -16,7 +16,9 @@ import {
   killChildren,
   machineCpu,
   processStats,
+  processesStats,
   runLoadgen,
+  startRedis,
   startServer,
 } from './lib/processes.js';
 import {
@@ -130,39 +132,73 @@ const serverCommand = (server, {persist, scrapeMs, authorize}) =>
         ...(authorize ? ['--authorize'] : []),
       ];
 
-// One run: a fresh server, the load, the server's figures before, during (the
-// storm's hold) and after, and how busy the whole machine was meanwhile.
-const runOnce = async (scenario, server, plan, options) => {
-  let handle;
+// The server of a run: one process, or for a cluster scenario on the native server, that many
+// nodes and the Redis they meet in.
+const startServers = async (scenario, server, options) => {
+  const nodes = server == 'native' ? (scenario.nodes ?? 1) : 1;
+  const redis = nodes > 1 ? await startRedis() : undefined;
+  const handles = [];
   try {
-    handle = await startServer({
-      command: serverCommand(server, scenario),
-      cpu: options.pin ? 0 : null,
-      cwd: ROOT,
-    });
+    for (let node = 0; node < nodes; node++) {
+      handles.push(
+        await startServer({
+          command: [
+            ...serverCommand(server, scenario),
+            ...(redis ? ['--redis', redis.url] : []),
+          ],
+          cpu: options.pin ? 0 : null,
+          cwd: ROOT,
+        }),
+      );
+    }
+  } catch (error) {
+    await Promise.all(handles.map((handle) => handle.stop()));
+    await redis?.stop();
+    throw error;
+  }
+  return {
+    handles,
+    redis,
+    url: handles.map(({port}) => `ws://127.0.0.1:${port}`).join(','),
+    stats: () => processesStats(handles.map(({pid}) => pid)),
+    stop: async () => {
+      await Promise.all(handles.map((handle) => handle.stop()));
+      await redis?.stop();
+    },
+  };
+};
+
+// One run: a fresh server, the load, the server's figures before, during (the
+// storm's hold) and after, and how busy the whole machine was meanwhile. A
+// cluster's figures from /proc add up its nodes; those from the servers
+// themselves are the first node's.
+const runOnce = async (scenario, server, plan, options) => {
+  let servers;
+  try {
+    servers = await startServers(scenario, server, options);
   } catch (error) {
     return {startError: error.message};
   }
+  const [handle] = servers.handles;
   try {
     const before = await handle.stats();
     // Samples taken on the load generator's markers: the start and end of
     // its measured interval, and the storm's hold with everyone connected.
-    const marked = {START: processStats(handle.pid)};
+    const marked = {START: servers.stats()};
+    const redisMarked = {};
     const machineBefore = machineCpu();
     const started = process.hrtime.bigint();
     const load = await runLoadgen({
       binary: LOADGEN,
-      args: [
-        scenario.mode,
-        '--url',
-        `ws://127.0.0.1:${handle.port}`,
-        ...scenario.args(plan),
-      ],
+      args: [scenario.mode, '--url', servers.url, ...scenario.args(plan)],
       cpu: options.pin ? 1 : null,
       cwd: ROOT,
       timeoutMs: (plan.duration + plan.warmup) * 1000 + LOADGEN_SLACK_MS,
       onMarker: (marker) => {
-        marked[marker] = processStats(handle.pid);
+        marked[marker] = servers.stats();
+        if (servers.redis) {
+          redisMarked[marker] = processStats(servers.redis.pid);
+        }
       },
     });
     const wallS = Number(process.hrtime.bigint() - started) / 1e9;
@@ -176,13 +212,15 @@ const runOnce = async (scenario, server, plan, options) => {
       measure: marked.MEASURE,
       done: marked.DONE,
       hold: marked.HOLD,
+      redisMeasure: redisMarked.MEASURE,
+      redisDone: redisMarked.DONE,
       wallS,
       busy,
     };
   } catch (error) {
     return {error: error.message};
   } finally {
-    await handle.stop();
+    await servers.stop();
   }
 };
 
@@ -215,7 +253,7 @@ The load generator (\`bench/loadgen\`, Rust, tokio-tungstenite) speaks TinyBase'
 
 ${selected.map((scenario) => `- **${scenario.title}** (\`${scenario.id}\`): ${scenario.shape}.`).join('\n')}
 
-Columns: *loadgen·busy* gives the load generator's own CPU use (cores, from getrusage) and the share of the whole machine that was busy (from /proc/stat) during the runs, so a figure that was limited by the load generator or by other load on the machine can be told apart. *native gain* is how many times better native is than the reference: above 1 means more throughput, or less latency, time, CPU or memory. Server CPU is read from /proc over the measured interval (over the whole storm for the storm), and so are the storm's memory figures; the event-loop delay is the server's own measure (\`monitorEventLoopDelay\`, 1 ms resolution) over the whole load generator run, connecting included, less the 1 ms timer interval the histogram counts in every sample. The scraped scenario repeats the fan-out while the server reads a prom-client registry every 100 ms, far more often than Prometheus would: Node's default process metrics for both, and for the native server its own metrics through \`registerMetrics\` too; its native row against the fan-out's shows what reading the metrics costs the relay. The authorized scenario repeats the fan-out with an \`authorize\` hook that grants every client write access from a Promise (TinyBase's own server has no such option and ignores it): its native row against the fan-out's shows what access control costs the relay, whose per-message checks are in Rust, the hook being asked once per client. The persisted scenario gives each path a minimal in-memory custom persister; its first client waits about a second, because TinyBase's server client asks the path's clients for their hashes while their replies are held back until it is ready. Both servers are handed a \`ws\` WebSocketServer on 127.0.0.1 with an accept backlog of 4,096: with ws's default (511) the storm's excess connection attempts would be retried by the kernel a second later, and the figure would time that retry, not the servers. The bare relay (\`loadgen relay\`, Rust) routes like the servers (broadcast or to one client, the sender's id put in front) but validates nothing and does the WebSocket handshake itself: it marks what this machine can do with each load at all. ${options.pin ? 'Server pinned to CPU 0 and load generator to CPU 1 with taskset.' : 'Server and load generator were not pinned to CPUs.'}`;
+Columns: *loadgen·busy* gives the load generator's own CPU use (cores, from getrusage) and the share of the whole machine that was busy (from /proc/stat) during the runs, so a figure that was limited by the load generator or by other load on the machine can be told apart. *native gain* is how many times better native is than the reference: above 1 means more throughput, or less latency, time, CPU or memory. Server CPU is read from /proc over the measured interval (over the whole storm for the storm), and so are the storm's memory figures; the event-loop delay is the server's own measure (\`monitorEventLoopDelay\`, 1 ms resolution) over the whole load generator run, connecting included, less the 1 ms timer interval the histogram counts in every sample. The scraped scenario repeats the fan-out while the server reads a prom-client registry every 100 ms, far more often than Prometheus would: Node's default process metrics for both, and for the native server its own metrics through \`registerMetrics\` too; its native row against the fan-out's shows what reading the metrics costs the relay. The authorized scenario repeats the fan-out with an \`authorize\` hook that grants every client write access from a Promise (TinyBase's own server has no such option and ignores it): its native row against the fan-out's shows what access control costs the relay, whose per-message checks are in Rust, the hook being asked once per client. The cluster scenario starts a redis-server of its own (\`--save "" --appendonly no\`) and two native servers joined through it, the load generator connecting clients to them in turn; its server CPU adds up both nodes, Redis CPU is redis-server's own over the measured interval, and TinyBase, which cannot run a path across processes, serves all the clients in one. The persisted scenario gives each path a minimal in-memory custom persister; its first client waits about a second, because TinyBase's server client asks the path's clients for their hashes while their replies are held back until it is ready. Both servers are handed a \`ws\` WebSocketServer on 127.0.0.1 with an accept backlog of 4,096: with ws's default (511) the storm's excess connection attempts would be retried by the kernel a second later, and the figure would time that retry, not the servers. The bare relay (\`loadgen relay\`, Rust) routes like the servers (broadcast or to one client, the sender's id put in front) but validates nothing and does the WebSocket handshake itself: it marks what this machine can do with each load at all. ${options.pin ? 'Server pinned to CPU 0 and load generator to CPU 1 with taskset.' : 'Server and load generator were not pinned to CPUs.'}`;
 
 const benchmarksMarkdown = ({
   machine,
@@ -260,13 +298,15 @@ ${methodText(plan, options, selected)}
 ${invocation}
 # which builds and then, per run, starts one of
 node bench/servers/reference.js [--persist] [--scrape-ms N] [--authorize]
-node bench/servers/native.js [--persist] [--scrape-ms N] [--authorize]
+node bench/servers/native.js [--persist] [--scrape-ms N] [--authorize] [--redis redis://127.0.0.1:PORT]
 bench/loadgen/target/release/loadgen relay --port 0
+# (the cluster scenario starts redis-server --save "" --appendonly no on a free port,
+# and one native.js --redis per node)
 # and runs, for example
 ${selected
   .map(
     (scenario) =>
-      `bench/loadgen/target/release/loadgen ${scenario.mode} --url ws://127.0.0.1:PORT ${scenario.args(plan).join(' ')}`,
+      `bench/loadgen/target/release/loadgen ${scenario.mode} --url ${Array.from({length: scenario.nodes ?? 1}, (_, node) => `ws://127.0.0.1:PORT${scenario.nodes ? node + 1 : ''}`).join(',')} ${scenario.args(plan).join(' ')}`,
   )
   .join('\n')}
 \`\`\`

@@ -3,9 +3,9 @@
 
 import {spawn} from 'node:child_process';
 import {once} from 'node:events';
-import {createServer, connect} from 'node:net';
 import {fileURLToPath} from 'node:url';
 import {WebSocket} from 'ws';
+import {freePort, spawnRedisServer} from '../../scripts/redis-server.js';
 import {
   defer,
   openClient,
@@ -20,36 +20,6 @@ const BIN = fileURLToPath(
 );
 const READY = /^tinybase-ws-server listening on (ws:\/\/127\.0\.0\.1:\d+)$/m;
 
-export const REDIS_MISSING =
-  'redis-server is not on PATH. The cluster tests start their own Redis 7: install it ' +
-  "(Debian/Ubuntu: 'apt-get install redis-server', macOS: 'brew install redis') and run " +
-  'the tests again.';
-
-const freePort = async () => {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const {port} = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-};
-
-// Resolves once something on `port` answers a PING with PONG.
-const answersPing = (port) =>
-  new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    let reply = '';
-    socket.on('connect', () => socket.write('PING\r\n'));
-    socket.on('data', (data) => {
-      reply += data;
-      if (reply.includes('\r\n')) {
-        socket.destroy();
-        resolve(reply.startsWith('+PONG'));
-      }
-    });
-    socket.on('error', () => resolve(false));
-  });
-
 /**
  * A redis-server of this test's own on a free port, keeping nothing on disk, so the test can
  * stop and restart it. Killed when the test ends.
@@ -58,38 +28,9 @@ export const startRedis = async (t) => {
   const port = await freePort();
   let child;
   const start = async () => {
-    child = spawn(
-      'redis-server',
-      [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-      ],
-      {stdio: 'ignore'},
-    );
-    const failed = new Promise((_, reject) =>
-      child.once('error', (error) =>
-        reject(error.code == 'ENOENT' ? new Error(REDIS_MISSING) : error),
-      ),
-    );
-    const exited = once(child, 'exit');
-    child.exited = exited;
-    await Promise.race([
-      failed,
-      waitFor(() => answersPing(port), `redis-server on port ${port}`),
-    ]);
+    child = await spawnRedisServer(port);
   };
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await child.exited;
-    }
-  };
+  const stop = () => child.stop();
   await start();
   defer(t, stop);
   return {url: `redis://127.0.0.1:${port}`, port, start, stop};

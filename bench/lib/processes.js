@@ -3,6 +3,7 @@
 
 import {execFileSync, spawn} from 'node:child_process';
 import {readFileSync} from 'node:fs';
+import {freePort, spawnRedisServer} from '../../scripts/redis-server.js';
 import {createInterface} from 'node:readline';
 
 const SERVER_START_TIMEOUT_MS = 20_000;
@@ -148,6 +149,17 @@ export const startServer = async ({command, cpu, cwd}) => {
   };
 };
 
+// A redis-server of the run's own, for the cluster scenario's nodes to meet in.
+export const startRedis = async () => {
+  const port = await freePort();
+  const child = track(await spawnRedisServer(port));
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    pid: child.pid,
+    stop: () => child.stop(),
+  };
+};
+
 // Runs the load generator to completion and resolves with its JSON report.
 // `onMarker` is called for marker lines (such as HOLD) on its stderr.
 export const runLoadgen = ({binary, args, cpu, cwd, timeoutMs, onMarker}) =>
@@ -193,6 +205,20 @@ const CLOCK_TICKS_PER_S = Number(
 
 // CPU time and memory of a process read from /proc, which answers at once
 // however busy the process is (its own event loop may not).
+// Several processes' CPU time and memory, added up.
+export const processesStats = (pids) => {
+  const each = pids.map(processStats);
+  if (each.some((stats) => stats === undefined)) {
+    return undefined;
+  }
+  const sum = (key) => each.reduce((total, stats) => total + stats[key], 0);
+  return {
+    cpuMs: sum('cpuMs'),
+    rssKiB: sum('rssKiB'),
+    peakRssKiB: sum('peakRssKiB'),
+  };
+};
+
 export const processStats = (pid) => {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

@@ -89,6 +89,20 @@ const PEAK_RSS = metric(
   ({after}) => numberOrNull(after.peakRssKiB / 1024),
 );
 
+// Redis's own CPU over the measured interval, in the cluster scenario.
+const REDIS_CPU = metric(
+  'redisCpu',
+  'Redis CPU',
+  'cores',
+  'lower',
+  ({load, redisMeasure, redisDone}) =>
+    redisMeasure && redisDone
+      ? numberOrNull(
+          (redisDone.cpuMs - redisMeasure.cpuMs) / 1000 / load.duration_s,
+        )
+      : null,
+);
+
 const timing = ({duration, warmup}) => [
   '--duration-s',
   String(duration),
@@ -187,6 +201,18 @@ export const SCENARIOS = [
       ...timing(plan),
     ],
     metrics: [THROUGHPUT, P50, P99, EVENT_LOOP_DELAY, PEAK_RSS],
+  },
+  {
+    id: 'cluster',
+    title: 'Cluster fan-out',
+    shape:
+      'fan-out across 2 native servers joined by Redis, 16 clients on each; TinyBase serves all 32 in one process',
+    mode: 'fanout',
+    persist: false,
+    servers: ['reference', 'native'],
+    nodes: 2,
+    args: (plan) => ['--clients', '32', '--window', '4', ...timing(plan)],
+    metrics: [DELIVERED, P50, P99, SERVER_CPU, REDIS_CPU],
   },
   {
     id: 'persisted',

@@ -44,9 +44,14 @@ const scrapeInterval = () => {
 
 export const serve = async (loadCreateWsServer) => {
   const persist = process.argv.includes('--persist');
-  const nativeOptions = process.argv.includes('--authorize')
-    ? {authorize: async () => 'write'}
-    : undefined;
+  // `--redis URL`: a node of a cluster (TinyBase's own server ignores the sixth argument).
+  const redisAt = process.argv.indexOf('--redis');
+  const nativeOptions = {
+    ...(process.argv.includes('--authorize')
+      ? {authorize: async () => 'write'}
+      : {}),
+    ...(redisAt < 0 ? {} : {cluster: {redis: process.argv[redisAt + 1]}}),
+  };
   const scrapeMs = scrapeInterval();
   let createWsServer;
   let registerMetrics;

@@ -4,6 +4,13 @@ use std::collections::HashMap;
 
 pub struct Args(HashMap<String, String>);
 
+fn checked_url(url: &str) -> Result<String, String> {
+    if !url.starts_with("ws://") {
+        return Err(format!("--url must be ws://HOST:PORT, not {url}"));
+    }
+    Ok(url.trim_end_matches('/').to_string())
+}
+
 impl Args {
     pub fn parse(argv: impl Iterator<Item = String>) -> Result<Self, String> {
         let mut map = HashMap::new();
@@ -29,10 +36,13 @@ impl Args {
 
     pub fn url(&self) -> Result<String, String> {
         let url = self.0.get("url").ok_or("--url is required")?;
-        if !url.starts_with("ws://") {
-            return Err(format!("--url must be ws://HOST:PORT, not {url}"));
-        }
-        Ok(url.trim_end_matches('/').to_string())
+        checked_url(url)
+    }
+
+    /// `--url` as a comma-separated list: the servers of a cluster, clients spread over them.
+    pub fn urls(&self) -> Result<Vec<String>, String> {
+        let urls = self.0.get("url").ok_or("--url is required")?;
+        urls.split(',').map(checked_url).collect()
     }
 
     pub fn usize_or(&self, key: &str, default: usize) -> Result<usize, String> {

@@ -25,7 +25,8 @@ use crate::wire::{self, Tag};
 
 pub struct FlowSpec {
     pub name: String,
-    pub url: String,
+    /// Servers the clients are spread over, in turn: several for a cluster.
+    pub urls: Vec<String>,
     pub paths: usize,
     pub clients_per_path: usize,
     pub pacing: Pacing,
@@ -260,7 +261,7 @@ async fn connect_all(spec: &FlowSpec, total: usize) -> Result<Vec<(conn::Sink, S
     let permits = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
     let pending: Vec<_> = (0..total)
         .map(|index| {
-            let url = spec.url.clone();
+            let url = spec.urls[index % spec.urls.len()].clone();
             let path = format!("{}-{}", spec.name, index / spec.clients_per_path);
             let permits = permits.clone();
             tokio::spawn(async move {

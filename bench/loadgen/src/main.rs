@@ -19,7 +19,7 @@ use args::Args;
 use flow::{FlowSpec, Pacing};
 
 const USAGE: &str = "usage:
-  loadgen fanout|persisted --url ws://HOST:PORT [--clients 32] [--window 4] [--duration-s 10] [--warmup-s 1]
+  loadgen fanout|persisted --url ws://HOST:PORT[,ws://HOST:PORT...] [--clients 32] [--window 4] [--duration-s 10] [--warmup-s 1]
   loadgen paths --url ws://HOST:PORT [--paths 500] [--rate 5000] [--duration-s 10] [--warmup-s 1]
   loadgen large --url ws://HOST:PORT [--clients 4] [--window 2] [--body-kib 256] [--duration-s 10] [--warmup-s 1]
   loadgen storm --url ws://HOST:PORT [--connections 2000] [--paths 200] [--timeout-s 20] [--hold-ms 1500]
@@ -70,7 +70,7 @@ fn run(mode: &str, args: &Args) -> Result<(), String> {
             ])?;
             let spec = FlowSpec {
                 name: mode.to_string(),
-                url: args.url()?,
+                urls: args.urls()?,
                 paths: 1,
                 clients_per_path: args.usize_or("clients", 32)?,
                 pacing: Pacing::Window(args.usize_or("window", 4)? as u64),
@@ -86,7 +86,7 @@ fn run(mode: &str, args: &Args) -> Result<(), String> {
             let total_rate = args.f64_or("rate", 5000.0)?;
             let spec = FlowSpec {
                 name: mode.to_string(),
-                url: args.url()?,
+                urls: args.urls()?,
                 paths,
                 clients_per_path: 2,
                 pacing: Pacing::Rate(total_rate / (paths * 2) as f64),
@@ -109,7 +109,7 @@ fn run(mode: &str, args: &Args) -> Result<(), String> {
             let body = wire::content_diff_body(args.usize_or("body-kib", 256)? * 1024);
             let spec = FlowSpec {
                 name: mode.to_string(),
-                url: args.url()?,
+                urls: args.urls()?,
                 paths: 1,
                 clients_per_path: args.usize_or("clients", 4)?,
                 pacing: Pacing::Window(args.usize_or("window", 2)? as u64),
