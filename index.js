@@ -122,8 +122,9 @@ export const createWsServer = (
   const access = createAccess(
     accessOptions.authorize,
     handleError,
+    // A decision that comes once destroy() began would start a path it already stopped.
     (conn, ticket, channelId, decision) =>
-      apply(native.authorized(conn, ticket, channelId, decision)),
+      destroying ?? apply(native.authorized(conn, ticket, channelId, decision)),
   );
 
   // Native events are taken a few at a time in turns of their own, at most one per pass of the

@@ -27,6 +27,7 @@ import {
   withTimeout,
 } from '../support/harness.js';
 import {getMetrics} from '../../index.js';
+import {createMemoryPersister} from '../support/persisters.js';
 import {createWsServer, startNative} from './support/native.js';
 
 const options = {timeout: TEST_TIMEOUT_MS};
@@ -275,6 +276,31 @@ for (const plane of PLANES) {
       const synchronizer = await withTimeout(channel, 'the channel');
       defer(t, () => synchronizer.destroy());
       assert.deepEqual(server.errors, []);
+    },
+  );
+
+  test(
+    `${plane} plane: a decision that comes after destroy() began starts no path`,
+    options,
+    async (t) => {
+      const decision = gate();
+      const created = [];
+      const server = await startServer(t, plane, {
+        authorize: () => decision.promise,
+        createPersisterForPath: (pathId) => {
+          created.push(pathId);
+          return createMemoryPersister({pathId});
+        },
+      });
+      const webSocket = new WebSocket(server.url('p'));
+      webSocket.on('error', () => {});
+      defer(t, () => webSocket.terminate());
+      await withTimeout(once(webSocket, 'open'), 'open');
+      const destroyed = server.wsServer.destroy();
+      decision.open('write');
+      await withTimeout(destroyed, 'destroy');
+      assert.deepEqual(created, []);
+      assert.deepEqual(server.wsServer.getPathIds(), []);
     },
   );
 
