@@ -154,7 +154,42 @@ export const createServerClients = ({
     return entry.stopping;
   };
 
+  // The hub hands a path's server client no more messages until it reports those it has
+  // settled: applied, and saved by the saves they scheduled on the path's persister. Meanwhile
+  // the path's messages wait in the hub, merged where they can be, instead of queueing a save
+  // each here when the persister is slower than the clients. The synchronizer's own schedule is
+  // not waited for: its loads can wait on a client's answer, which would then wait behind them.
+  const settling = new Map();
+  const settle = async (key) => {
+    try {
+      for (let entry; (entry = paths.get(key)) && settling.get(key);) {
+        settling.set(key, false);
+        // An action scheduled now runs after everything scheduled before it. A persister that
+        // is not TinyBase's own may have no schedule: it settles at once.
+        if (
+          !entry.stopRequested &&
+          typeof entry.persister?.schedule == 'function'
+        ) {
+          await entry.persister.schedule(noop);
+        }
+      }
+    } catch (error) {
+      // A path stopping meanwhile takes its persister's schedule with it.
+      if (paths.get(key)?.stopRequested === false) {
+        handleError(error);
+      }
+    } finally {
+      settling.delete(key);
+      apply(native.serverSettled(key));
+    }
+  };
+
   const receive = (key, payload) => {
+    const idle = !settling.has(key);
+    settling.set(key, true);
+    if (idle) {
+      queueMicrotask(() => settle(key));
+    }
     const entry = paths.get(key);
     if (entry?.receive === undefined) {
       return;

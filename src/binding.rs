@@ -315,6 +315,13 @@ impl NativeServer {
         ))
     }
 
+    /// The server client of `path` has settled what it was handed (its persister has caught
+    /// up): it may be handed more.
+    #[napi(catch_unwind)]
+    pub fn server_settled(&self, path: i64) -> Vec<HubEvent> {
+        to_js(self.hub.server_settled(path_key(path)))
+    }
+
     #[napi(catch_unwind)]
     pub fn path_ready(&self, path: i64, has_server_client: bool) -> Vec<HubEvent> {
         to_js(self.hub.path_ready(path_key(path), has_server_client))

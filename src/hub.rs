@@ -2,7 +2,8 @@
 //! tokio threads; JS-plane sockets, the server clients and connection intake reach it from the JS
 //! thread. One lock guards the router, so every path sees its messages in one order. What waits
 //! for the JS thread sits in a queue under a lock of its own, so JS takes it without waiting for
-//! a plane thread that holds the router (and may be descheduled while it does).
+//! a plane thread that holds the router (and may be descheduled while it does); messages for a
+//! server client still busy with earlier ones wait beside it, in the server inbox.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -22,6 +23,7 @@ use tokio::sync::Notify;
 
 use crate::cluster_host::{ClusterHost, ClusterState, Clustered};
 use crate::event::{Event, MessageData};
+use crate::server_inbox::{Backlog, ServerInbox};
 
 /// Where a connection's frames go.
 enum Conn {
@@ -57,45 +59,25 @@ struct State {
     cluster: ClusterState,
 }
 
-/// What waits for the JS thread's server clients. When JS falls behind the relay, the sockets
-/// feeding it stop being read (TCP then pushes back on their clients) instead of the queue
-/// growing without bound.
-#[derive(Default)]
-struct JsBacklog {
-    messages: usize,
-    bytes: usize,
-}
+/// The most server-client messages waiting for JS, queued or held for a busy server client,
+/// before the sockets feeding them stop being read (TCP then pushes back on their clients)
+/// instead of the queue growing without bound: a few turns of JS work, enough to keep it busy,
+/// little enough to bound memory and latency.
+const MAX_BACKLOG: Backlog = Backlog {
+    messages: 256,
+    bytes: MAX_PAYLOAD_BYTES,
+};
 
-impl JsBacklog {
-    // A few turns of JS work: enough to keep it busy, little enough to bound memory and latency.
-    const MAX_MESSAGES: usize = 256;
-    const MAX_BYTES: usize = MAX_PAYLOAD_BYTES;
-
-    fn is_full(&self) -> bool {
-        self.messages >= Self::MAX_MESSAGES || self.bytes >= Self::MAX_BYTES
-    }
-
-    /// The server-client messages among `events`.
-    fn of(events: &[Event]) -> JsBacklog {
-        let mut backlog = JsBacklog::default();
-        for event in events {
-            if let Event::ToServer { payload, .. } = event {
-                backlog.messages += 1;
-                backlog.bytes += payload.len();
-            }
+/// The server-client messages among `events`.
+fn backlog_of(events: &[Event]) -> Backlog {
+    let mut backlog = Backlog::default();
+    for event in events {
+        if let Event::ToServer { payload, .. } = event {
+            backlog.messages += 1;
+            backlog.bytes += payload.len();
         }
-        backlog
     }
-
-    fn add(&mut self, other: JsBacklog) {
-        self.messages += other.messages;
-        self.bytes += other.bytes;
-    }
-
-    fn remove(&mut self, other: JsBacklog) {
-        self.messages -= other.messages;
-        self.bytes -= other.bytes;
-    }
+    backlog
 }
 
 /// Events waiting for the JS thread, oldest first.
@@ -103,7 +85,9 @@ impl JsBacklog {
 struct JsQueue {
     events: Vec<Event>,
     /// Server-client messages among them.
-    backlog: JsBacklog,
+    backlog: Backlog,
+    /// Server-client messages held while their server client is busy.
+    inbox: ServerInbox,
     /// Sockets were held back since JS last took events: taking enough must read them again.
     held_back: bool,
 }
@@ -112,8 +96,11 @@ impl JsQueue {
     /// Appends the events staged under the router's lock; true if they were the first waiting.
     fn publish(&mut self, staged: &mut Vec<Event>, metrics: &Metrics) -> bool {
         let was_empty = self.events.is_empty();
-        self.backlog.add(JsBacklog::of(staged));
-        self.events.append(staged);
+        let start = self.events.len();
+        for event in staged.drain(..) {
+            self.inbox.route(event, &mut self.events);
+        }
+        self.backlog.add(backlog_of(&self.events[start..]));
         self.measure(metrics);
         was_empty && !self.events.is_empty()
     }
@@ -122,7 +109,26 @@ impl JsQueue {
         metrics.js_queue_events.set(gauge(self.events.len()));
         metrics
             .js_queue_server_messages
-            .set(gauge(self.backlog.messages));
+            .set(gauge(self.server_backlog().messages));
+    }
+
+    /// The server client of `path` settled its messages: what waited for it is queued.
+    fn settled(&mut self, path: PathKey) {
+        let start = self.events.len();
+        self.inbox.settled(path, &mut self.events);
+        self.backlog.add(backlog_of(&self.events[start..]));
+    }
+
+    /// Server-client messages queued or held for a busy server client.
+    fn server_backlog(&self) -> Backlog {
+        let mut total = self.backlog;
+        total.add(self.inbox.backlog());
+        total
+    }
+
+    fn is_full(&self) -> bool {
+        let total = self.server_backlog();
+        total.messages >= MAX_BACKLOG.messages || total.bytes >= MAX_BACKLOG.bytes
     }
 }
 
@@ -482,7 +488,7 @@ impl Hub {
         let mut queue = lock(&self.queue);
         let wake = queue.publish(&mut state.events, &self.metrics);
         let hold_back = feeding.filter(|conn| {
-            queue.backlog.is_full() && matches!(state.conns.get(conn), Some(Conn::Native(_)))
+            queue.is_full() && matches!(state.conns.get(conn), Some(Conn::Native(_)))
         });
         queue.held_back |= hold_back.is_some();
         drop(queue);
@@ -525,7 +531,7 @@ impl Hub {
         let mut queue = lock(&self.queue);
         queue.publish(&mut state.events, &self.metrics);
         let events = std::mem::take(&mut queue.events);
-        queue.backlog = JsBacklog::default();
+        queue.backlog = Backlog::default();
         queue.held_back = false;
         queue.measure(&self.metrics);
         drop(queue);
@@ -741,6 +747,14 @@ impl Hub {
         self.cluster.as_ref()
     }
 
+    /// The server client of `path` settled the messages it was handed: it is handed those that
+    /// waited meanwhile.
+    pub fn server_settled(&self, path: PathKey) -> Vec<Event> {
+        let mut state = lock(&self.state);
+        lock(&self.queue).settled(path);
+        self.take_events(&mut state)
+    }
+
     /// Whether any native socket is still open.
     pub fn has_open_native(&self) -> bool {
         self.open_native.load(Ordering::Acquire) > 0
@@ -755,10 +769,10 @@ impl Hub {
         } else {
             queue.events.drain(..max).collect()
         };
-        queue.backlog.remove(JsBacklog::of(&taken));
+        queue.backlog.remove(backlog_of(&taken));
         queue.measure(&self.metrics);
         self.hand_over(&taken);
-        let resume = queue.held_back && !queue.backlog.is_full();
+        let resume = queue.held_back && !queue.is_full();
         if resume {
             queue.held_back = false;
         }

@@ -9,3 +9,4 @@ mod binding;
 mod cluster_host;
 mod event;
 mod hub;
+mod server_inbox;

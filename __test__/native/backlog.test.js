@@ -1,10 +1,21 @@
 // The queue from the native plane towards the server clients in JS is bounded: while JS is behind,
 // the sockets feeding it are not read, and once JS catches up they are read again, with nothing
-// lost on the way.
+// lost on the way. A server client whose persister is behind gets its path's messages only as it
+// settles them, the diffs among them merged.
 
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import {TEST_TIMEOUT_MS, waitFor} from '../support/harness.js';
+import {createMergeableStore} from 'tinybase';
+import {createCustomPersister, Persists} from 'tinybase/persisters';
+import {
+  TEST_TIMEOUT_MS,
+  defer,
+  gate,
+  openClient,
+  plain,
+  waitFor,
+  waitForEqual,
+} from '../support/harness.js';
 import {createMemoryPersister} from '../support/persisters.js';
 import {
   hashesRequest,
@@ -58,6 +69,71 @@ test(
     assert.deepEqual(answers(), ['ready', ...requestIds]);
     // The one error allowed: the server client's own request to this client, which never
     // answers it, timing out.
+    assert.deepEqual(
+      server.errors
+        .map((error) => error.message)
+        .filter((message) => !message.startsWith('tinybase:3:')),
+      [],
+    );
+  },
+);
+
+test(
+  'a server client saving slower than its clients write is handed their diffs merged, losing none',
+  options,
+  async (t) => {
+    const WRITES = 60;
+    let saves = 0;
+    let saving;
+    let persisted;
+    const server = await startNative(t, {
+      createPersisterForPath: () =>
+        createCustomPersister(
+          createMergeableStore(),
+          async () => undefined,
+          async (getContent) => {
+            saves++;
+            await saving?.promise;
+            persisted = getContent();
+          },
+          () => 0,
+          () => 0,
+          undefined,
+          Persists.MergeableStoreOnly,
+        ),
+    });
+    defer(t, () => saving?.open());
+    const writer = await openClient(t, server.url('slow'));
+    const reader = await openClient(t, server.url('slow'));
+    writer.store.setValue('ready', true);
+    await waitForEqual(() => reader.store.getValues(), {ready: true});
+    await waitFor(() => persisted?.[1][0].ready, 'the first save');
+
+    saving = gate();
+    const savesBefore = saves;
+    for (let index = 0; index < WRITES; index++) {
+      // Each call is a transaction of its own, which the writer sends as a ContentDiff.
+      writer.store.setCell('pets', `pet${index}`, 'legs', index);
+      writer.store.setValue('last', index);
+    }
+    // The reader hears every diff through the relay, which hands the server client its copy at
+    // the same moment: all of them have reached the server while its first save is held.
+    await waitForEqual(() => reader.store.getValue('last'), WRITES - 1);
+    saving.open();
+
+    const written = plain(writer.store.getContent());
+    const saved = () => {
+      const store = createMergeableStore();
+      store.setMergeableContent(persisted);
+      return plain(store.getContent());
+    };
+    await waitForEqual(saved, written, 'the saved content');
+    // Applied one by one the diffs would have queued a save each; merged, the first diff's save
+    // is followed by one for all the others.
+    assert.ok(
+      saves - savesBefore <= 3,
+      `${saves - savesBefore} saves for ${2 * WRITES} diffs`,
+    );
     assert.deepEqual(
       server.errors
         .map((error) => error.message)

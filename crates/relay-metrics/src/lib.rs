@@ -73,7 +73,7 @@ catalogue! {
     // The JS thread
     /// Events waiting for the JS thread.
     js_queue_events: Gauge,
-    /// Messages for server clients among the events waiting for the JS thread.
+    /// Messages for server clients waiting for the JS thread, queued or held for a busy one.
     js_queue_server_messages: Gauge,
     /// Native sockets not read until the JS thread catches up with its server clients.
     held_back_sockets: Gauge,

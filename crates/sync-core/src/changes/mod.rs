@@ -15,11 +15,11 @@
 //!   order they came in. Applied in turn, new ids enter the store's stamps in the order the
 //!   diffs bring them; merged, in the order one JS object lists them. A merge that would put a
 //!   new id in a different place is refused.
-//! - A table or row that a diff creates without an HLC and without a cell that wins has the hash
-//!   0, and TinyBase, reading 0 as "no entry", never takes that entry's share out of its
-//!   parent's hash when a later diff changes it. Merged, the entry never passes through 0. So a
-//!   diff with a table or row stamped without an HLC is not merged (TinyBase's clients always
-//!   stamp them).
+//! - A table or row that a diff lists without an HLC and without anything in it is given the
+//!   hash 0, and TinyBase, reading 0 as "no entry", never takes that entry's share out of its
+//!   parent's hash when a later diff changes it. Merged, the entry would not pass through 0.
+//!   So such a diff is not merged (TinyBase's clients never send one: they list a row for its
+//!   changed cells, and stamp neither rows nor tables).
 //!
 //! What the merge keeps exact is the mergeable content: every stamp, in order, and the hashes
 //! that clients compare. The plain store beneath also ends with the same tables, rows, cells and
@@ -57,8 +57,8 @@ pub struct PendingDiff {
 
 impl PendingDiff {
     /// Parses a server-client payload that is a `ContentDiff` of changes every HLC of which is
-    /// at most [`MAX_FUTURE_MS`] ahead of `now_ms`, every table and row stamped with one; `None`
-    /// for anything else, which then travels unmerged.
+    /// at most [`MAX_FUTURE_MS`] ahead of `now_ms`, with no table or row empty and unstamped;
+    /// `None` for anything else, which then travels unmerged.
     pub fn parse(payload: &str, now_ms: u64) -> Option<PendingDiff> {
         let (from, remainder) = payload.split_once('\n')?;
         let (request_id, message_type, changes): (Box<RawValue>, i64, Changes) =
@@ -117,15 +117,15 @@ struct Stamp<T> {
 impl Changes {
     fn is_mergeable(&self, max_time: u64) -> bool {
         let timely = |hlc: &str| hlc_time(hlc).is_some_and(|time| time <= max_time);
-        let stamped = |hlc: &str| !hlc.is_empty() && timely(hlc);
+        let listed = |hlc: &str, is_empty: bool| timely(hlc) && !(hlc.is_empty() && is_empty);
         let things = |things: &Stamp<Things>| things.thing.values().all(|thing| timely(&thing.hlc));
         timely(&self.tables.hlc)
             && self.tables.thing.values().all(|table| {
-                stamped(&table.hlc)
+                listed(&table.hlc, table.thing.is_empty())
                     && table
                         .thing
                         .values()
-                        .all(|row| stamped(&row.hlc) && things(row))
+                        .all(|row| listed(&row.hlc, row.thing.is_empty()) && things(row))
             })
             && timely(&self.values.hlc)
             && things(&self.values)

@@ -1,0 +1,171 @@
+//! What waits for each path's server client while it works. A server client that is handed its
+//! clients' messages faster than it settles them (TinyBase's persister queues a save per change)
+//! would grow its queues without bound. So a path whose server client has been handed messages
+//! gets no more until it reports them settled; meanwhile its messages wait here, consecutive
+//! `ContentDiff`s merged into one, and count towards the backlog that holds back the sockets
+//! feeding JS.
+//!
+//! Only the server client's own messages and the stop that follows them wait: everything else a
+//! path makes (client ids, JS-plane sends) goes on in order, since nothing of it depends on
+//! the server client's store.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sync_core::changes::PendingDiff;
+use sync_core::router::PathKey;
+
+use crate::event::Event;
+
+/// Messages waiting for a server client, and their size.
+#[derive(Default, Clone, Copy)]
+pub struct Backlog {
+    pub messages: usize,
+    pub bytes: usize,
+}
+
+impl Backlog {
+    pub fn add(&mut self, other: Backlog) {
+        self.messages += other.messages;
+        self.bytes += other.bytes;
+    }
+
+    pub fn remove(&mut self, other: Backlog) {
+        self.messages -= other.messages;
+        self.bytes -= other.bytes;
+    }
+}
+
+/// One message waiting for a busy server client.
+enum Waiting {
+    /// Not looked into yet: it is parsed only if a diff comes to merge with it.
+    Unread(String),
+    /// Not a diff that can be merged.
+    Whole(String),
+    Diff(PendingDiff),
+}
+
+impl Waiting {
+    fn size(&self) -> usize {
+        match self {
+            Waiting::Unread(payload) | Waiting::Whole(payload) => payload.len(),
+            Waiting::Diff(diff) => diff.size(),
+        }
+    }
+
+    fn into_payload(self) -> String {
+        match self {
+            Waiting::Unread(payload) | Waiting::Whole(payload) => payload,
+            Waiting::Diff(diff) => diff.into_payload(),
+        }
+    }
+
+    /// What this message is once read: a diff, if it is one that can be merged.
+    fn read(self, now_ms: u64) -> Waiting {
+        match self {
+            Waiting::Unread(payload) => match PendingDiff::parse(&payload, now_ms) {
+                Some(diff) => Waiting::Diff(diff),
+                None => Waiting::Whole(payload),
+            },
+            read => read,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct ServerInbox {
+    /// Paths whose server client holds messages it has not reported settled.
+    busy: HashSet<PathKey>,
+    waiting: HashMap<PathKey, Vec<Waiting>>,
+    backlog: Backlog,
+}
+
+impl ServerInbox {
+    /// The messages waiting here.
+    pub fn backlog(&self) -> Backlog {
+        self.backlog
+    }
+
+    /// Passes `event` on to `events` (the queue JS takes), or keeps it while its path's server
+    /// client is busy.
+    pub fn route(&mut self, event: Event, events: &mut Vec<Event>) {
+        match event {
+            Event::ToServer { path, payload } if self.busy.contains(&path) => {
+                self.wait(path, payload)
+            }
+            Event::ToServer { path, .. } => {
+                self.busy.insert(path);
+                events.push(event);
+            }
+            Event::StopPath { path } => {
+                // The server client takes what is due to it before it stops, busy or not.
+                self.release(path, events);
+                self.busy.remove(&path);
+                events.push(event);
+            }
+            event => events.push(event),
+        }
+    }
+
+    /// The server client of `path` settled what it was handed: what waited for it follows.
+    pub fn settled(&mut self, path: PathKey, events: &mut Vec<Event>) {
+        self.busy.remove(&path);
+        if self.release(path, events) {
+            self.busy.insert(path);
+        }
+    }
+
+    fn wait(&mut self, path: PathKey, payload: String) {
+        let waiting = self.waiting.entry(path).or_default();
+        let mut message = Waiting::Unread(payload);
+        if let Some(last) = waiting.pop() {
+            let now_ms = now_ms();
+            let mut last = last.read(now_ms);
+            if let Waiting::Diff(earlier) = &mut last {
+                message = message.read(now_ms);
+                if let Waiting::Diff(later) = &message {
+                    let before = earlier.size();
+                    if earlier.absorb(later) {
+                        let after = earlier.size();
+                        waiting.push(last);
+                        self.backlog.bytes = self.backlog.bytes + after - before;
+                        return;
+                    }
+                }
+            }
+            waiting.push(last);
+        }
+        self.backlog.add(Backlog {
+            messages: 1,
+            bytes: message.size(),
+        });
+        waiting.push(message);
+    }
+
+    /// Moves what waits for `path` to `events`; true if there was any.
+    fn release(&mut self, path: PathKey, events: &mut Vec<Event>) -> bool {
+        let Some(waiting) = self.waiting.remove(&path) else {
+            return false;
+        };
+        for message in waiting {
+            self.backlog.remove(Backlog {
+                messages: 1,
+                bytes: message.size(),
+            });
+            events.push(Event::ToServer {
+                path,
+                payload: message.into_payload(),
+            });
+        }
+        true
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,102 @@
+use super::*;
+
+const HLC_1: &str = "OtkG7Uy---aaaaaa";
+const HLC_2: &str = "OtkG7Uz---aaaaaa";
+
+fn to_server(path: u64, payload: &str) -> Event {
+    Event::ToServer {
+        path: PathKey(path),
+        payload: payload.to_owned(),
+    }
+}
+
+fn diff(row: &str, value: u32, hlc: &str) -> String {
+    format!(
+        r#"c1
+["r",3,[[{{"t":[{{"{row}":[{{"c":[{value},"{hlc}"]}},"{hlc}"]}},"{hlc}"]}},"{hlc}"],[{{}},""],1]]"#
+    )
+}
+
+/// What `events` hands the server client of each path, in order.
+fn delivered(events: &[Event]) -> Vec<(u64, String)> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            Event::ToServer { path, payload } => Some((path.0, payload.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_busy_server_client_is_handed_the_diffs_that_waited_as_one() {
+    let mut inbox = ServerInbox::default();
+    let mut events = Vec::new();
+    inbox.route(to_server(1, &diff("a", 1, HLC_1)), &mut events);
+    inbox.route(to_server(1, &diff("a", 2, HLC_2)), &mut events);
+    inbox.route(to_server(1, &diff("b", 3, HLC_1)), &mut events);
+    // Another path's server client is not held up by this one.
+    inbox.route(to_server(2, &diff("a", 9, HLC_1)), &mut events);
+    assert_eq!(
+        delivered(&events),
+        [(1, diff("a", 1, HLC_1)), (2, diff("a", 9, HLC_1))]
+    );
+    assert_eq!(inbox.backlog().messages, 1);
+
+    events.clear();
+    inbox.settled(PathKey(1), &mut events);
+    let merged = format!(
+        r#"c1
+["r",3,[[{{"t":[{{"a":[{{"c":[2,"{HLC_2}"]}},"{HLC_2}"],"b":[{{"c":[3,"{HLC_1}"]}},"{HLC_1}"]}},"{HLC_2}"]}},"{HLC_2}"],[{{}},""],1]]"#
+    );
+    assert_eq!(delivered(&events), [(1, merged)]);
+    assert_eq!(inbox.backlog().messages, 0);
+    assert_eq!(inbox.backlog().bytes, 0);
+
+    // Handed the merged diff, the path is busy again until that too is settled.
+    events.clear();
+    inbox.route(to_server(1, &diff("c", 4, HLC_1)), &mut events);
+    assert!(events.is_empty());
+    inbox.settled(PathKey(1), &mut events);
+    inbox.settled(PathKey(1), &mut events);
+    inbox.route(to_server(1, &diff("d", 5, HLC_1)), &mut events);
+    assert_eq!(
+        delivered(&events),
+        [(1, diff("c", 4, HLC_1)), (1, diff("d", 5, HLC_1))]
+    );
+}
+
+#[test]
+fn other_messages_wait_in_order_and_a_stop_takes_them_first() {
+    let mut inbox = ServerInbox::default();
+    let mut events = Vec::new();
+    let hashes = "c2\n[\"h\",2,[1,2]]".to_owned();
+    inbox.route(to_server(1, &hashes), &mut events);
+    inbox.route(to_server(1, &diff("a", 1, HLC_1)), &mut events);
+    inbox.route(to_server(1, &hashes), &mut events);
+    inbox.route(to_server(1, &diff("a", 2, HLC_2)), &mut events);
+    inbox.route(
+        Event::Error {
+            message: "passes".to_owned(),
+        },
+        &mut events,
+    );
+    assert_eq!(events.len(), 2);
+    assert_eq!(inbox.backlog().messages, 3);
+    inbox.route(Event::StopPath { path: PathKey(1) }, &mut events);
+    assert_eq!(
+        delivered(&events),
+        [
+            (1, hashes.clone()),
+            (1, diff("a", 1, HLC_1)),
+            (1, hashes.clone()),
+            (1, diff("a", 2, HLC_2)),
+        ]
+    );
+    assert!(matches!(events.last(), Some(Event::StopPath { .. })));
+    assert_eq!(inbox.backlog().messages, 0);
+    // A stopped path is no longer busy.
+    events.clear();
+    inbox.route(to_server(1, &hashes), &mut events);
+    assert_eq!(events.len(), 1);
+}
