@@ -103,12 +103,31 @@ const REDIS_CPU = metric(
       : null,
 );
 
+// Over the whole run: saves, like the memory they hold, pile up during the warm-up too.
+const SAVES = metric(
+  'saves',
+  'persister saves',
+  'count',
+  'lower',
+  ({before, after}) =>
+    numberOrNull((after.saves ?? NaN) - (before.saves ?? NaN)),
+);
+
 const timing = ({duration, warmup}) => [
   '--duration-s',
   String(duration),
   '--warmup-s',
   String(warmup),
 ];
+
+// Clients writing to a persisted path: what the server client must apply and save.
+const persistedWrites = (scenario) => ({
+  ...scenario,
+  mode: 'writes',
+  servers: ['reference', 'native'],
+  args: (plan) => ['--clients', '32', '--window', '4', ...timing(plan)],
+  metrics: [DELIVERED, P99, SERVER_CPU, PEAK_RSS, SAVES],
+});
 
 export const SCENARIOS = [
   {
@@ -117,7 +136,7 @@ export const SCENARIOS = [
     shape:
       '1 path × 32 clients, ContentHashes broadcasts, ≤4 in flight per sender',
     mode: 'fanout',
-    persist: false,
+    persister: null,
     servers: ['reference', 'native', 'relay'],
     args: (plan) => ['--clients', '32', '--window', '4', ...timing(plan)],
     metrics: [DELIVERED, P50, P99, SERVER_CPU, EVENT_LOOP_DELAY, PEAK_RSS],
@@ -128,7 +147,7 @@ export const SCENARIOS = [
     shape:
       'the fan-out load while the server reads its Prometheus registry every 100 ms',
     mode: 'fanout',
-    persist: false,
+    persister: null,
     scrapeMs: 100,
     servers: ['reference', 'native'],
     args: (plan) => ['--clients', '32', '--window', '4', ...timing(plan)],
@@ -140,7 +159,7 @@ export const SCENARIOS = [
     shape:
       'the fan-out load with an authorize hook that grants each client write access',
     mode: 'fanout',
-    persist: false,
+    persister: null,
     authorize: true,
     servers: ['reference', 'native'],
     args: (plan) => ['--clients', '32', '--window', '4', ...timing(plan)],
@@ -151,7 +170,7 @@ export const SCENARIOS = [
     title: 'Many paths',
     shape: '500 paths × 2 clients, 5,000 msg/s offered in total',
     mode: 'paths',
-    persist: false,
+    persister: null,
     servers: ['reference', 'native', 'relay'],
     args: (plan) => ['--paths', '500', '--rate', '5000', ...timing(plan)],
     chart: P99,
@@ -163,7 +182,7 @@ export const SCENARIOS = [
     shape:
       '2,000 connections at once over 200 paths, each greets and is answered',
     mode: 'storm',
-    persist: false,
+    persister: null,
     servers: ['reference', 'native', 'relay'],
     args: (plan) => [
       '--connections',
@@ -189,7 +208,7 @@ export const SCENARIOS = [
     shape:
       '1 path × 4 clients, 256 KiB ContentDiff bodies, ≤2 in flight per sender',
     mode: 'large',
-    persist: false,
+    persister: null,
     servers: ['reference', 'native', 'relay'],
     args: (plan) => [
       '--clients',
@@ -208,7 +227,7 @@ export const SCENARIOS = [
     shape:
       'fan-out across 2 native servers joined by Redis, 16 clients on each; TinyBase serves all 32 in one process',
     mode: 'fanout',
-    persist: false,
+    persister: null,
     servers: ['reference', 'native'],
     nodes: 2,
     args: (plan) => ['--clients', '32', '--window', '4', ...timing(plan)],
@@ -220,11 +239,24 @@ export const SCENARIOS = [
     shape:
       'fan-out again, the server holding a persister (and its client) per path',
     mode: 'persisted',
-    persist: true,
+    persister: 'memory',
     servers: ['reference', 'native'],
     args: (plan) => ['--clients', '32', '--window', '4', ...timing(plan)],
     metrics: [DELIVERED, P50, P99, SERVER_CPU, EVENT_LOOP_DELAY, PEAK_RSS],
   },
+  persistedWrites({
+    id: 'writes',
+    title: 'Persisted writes',
+    shape:
+      '1 path × 32 clients each writing its own cell, ≤4 in flight per sender, an in-memory persister',
+    persister: 'memory',
+  }),
+  persistedWrites({
+    id: 'writes-file',
+    title: 'Persisted writes, file',
+    shape: "the same writes, with TinyBase's file persister per path",
+    persister: 'file',
+  }),
 ];
 
 export const SERVER_TITLES = {

@@ -7,6 +7,8 @@
 //   delay since the previous "stats" and the count of errors the server
 //   reported through onIgnoredError (a valid load must cause none);
 // - stdin closing, or SIGTERM, destroys the server and exits.
+// `--persist` gives every path a persister: an in-memory one, or with `--persister file`
+// TinyBase's own file persister writing to a temporary folder.
 // Nothing else may be written to stdout; diagnostics go to stderr.
 //
 // With `--authorize` the server is given an `authorize` hook (its sixth argument) that grants
@@ -16,11 +18,15 @@
 // as a Prometheus scrape would: Node's default process metrics, and the
 // server's own when its module has registerMetrics.
 
+import {mkdtempSync, rmSync} from 'node:fs';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
 import {monitorEventLoopDelay} from 'node:perf_hooks';
 import {createInterface} from 'node:readline';
 import {Registry, collectDefaultMetrics} from 'prom-client';
 import {createMergeableStore} from 'tinybase';
 import {createCustomPersister, Persists} from 'tinybase/persisters';
+import {createFilePersister} from 'tinybase/persisters/persister-file';
 import {WebSocketServer} from 'ws';
 
 const IGNORED_ERROR_SAMPLES = 5;
@@ -37,9 +43,9 @@ const reply = (object) => process.stdout.write(JSON.stringify(object) + '\n');
 
 const errorText = (error) => String(error?.stack ?? error?.message ?? error);
 
-const scrapeInterval = () => {
-  const flag = process.argv.indexOf('--scrape-ms');
-  return flag < 0 ? undefined : Number(process.argv[flag + 1]);
+const flagValue = (name) => {
+  const flag = process.argv.indexOf(name);
+  return flag < 0 ? undefined : process.argv[flag + 1];
 };
 
 export const serve = async (loadCreateWsServer) => {
@@ -52,7 +58,8 @@ export const serve = async (loadCreateWsServer) => {
       : {}),
     ...(redisAt < 0 ? {} : {cluster: {redis: process.argv[redisAt + 1]}}),
   };
-  const scrapeMs = scrapeInterval();
+  const scrapeMs = Number(flagValue('--scrape-ms')) || undefined;
+  const persisterKind = flagValue('--persister') ?? 'memory';
   let createWsServer;
   let registerMetrics;
   try {
@@ -74,20 +81,46 @@ export const serve = async (loadCreateWsServer) => {
     }
   };
 
-  // Cheap on purpose: the persisted scenario measures the server-side client
-  // that a persister brings into every path, not a storage engine.
+  // The in-memory persister is cheap on purpose: it measures the server-side client that a
+  // persister brings into every path, not a storage engine. The file persister is what a user
+  // would reach for first, with its writes and its watching of its own file.
   const savedContent = new Map();
-  const createPersisterForPath = (pathId) =>
-    createCustomPersister(
-      createMergeableStore(),
-      async () => savedContent.get(pathId),
-      async (getContent) => {
-        savedContent.set(pathId, getContent());
+  const folder =
+    persisterKind == 'file'
+      ? mkdtempSync(join(tmpdir(), 'tinybase-bench-'))
+      : undefined;
+  const persisters = [];
+  const createPersister = (pathId) =>
+    persisterKind == 'file'
+      ? createFilePersister(
+          createMergeableStore(),
+          join(folder, `${encodeURIComponent(pathId) || 'root'}.json`),
+          onIgnoredError,
+        )
+      : createCustomPersister(
+          createMergeableStore(),
+          async () => savedContent.get(pathId),
+          async (getContent) => {
+            savedContent.set(pathId, getContent());
+          },
+          () => 0,
+          () => 0,
+          onIgnoredError,
+          Persists.MergeableStoreOnly,
+        );
+  const createPersisterForPath = (pathId) => {
+    const persister = createPersister(pathId);
+    persisters.push(persister);
+    return persister;
+  };
+  // Saves and loads of every persister the run created, as TinyBase counts them.
+  const persisterStats = () =>
+    persisters.reduce(
+      (total, persister) => {
+        const {saves = 0, loads = 0} = persister.getStats?.() ?? {};
+        return {saves: total.saves + saves, loads: total.loads + loads};
       },
-      () => 0,
-      () => 0,
-      onIgnoredError,
-      Persists.MergeableStoreOnly,
+      {saves: 0, loads: 0},
     );
 
   let wsServer;
@@ -144,6 +177,7 @@ export const serve = async (loadCreateWsServer) => {
       eldMaxMs: eventLoopDelay.count ? delayMs(eventLoopDelay.max) : null,
       ignoredErrors,
       ignoredErrorSamples,
+      ...(persist ? persisterStats() : {}),
       ...wsServer.getStats(),
     };
     eventLoopDelay.reset();
@@ -162,6 +196,9 @@ export const serve = async (loadCreateWsServer) => {
       wsServer.destroy().catch(() => 0),
       new Promise((resolve) => setTimeout(resolve, DESTROY_TIMEOUT_MS)),
     ]);
+    if (folder) {
+      rmSync(folder, {recursive: true, force: true});
+    }
     process.exit(0);
   };
 

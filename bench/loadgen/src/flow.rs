@@ -30,10 +30,21 @@ pub struct FlowSpec {
     pub paths: usize,
     pub clients_per_path: usize,
     pub pacing: Pacing,
-    /// A `ContentDiff` body to send; small `ContentHashes` messages if absent.
-    pub diff_body: Option<Arc<str>>,
+    pub body: Body,
     pub duration: Duration,
     pub warmup: Duration,
+}
+
+/// What each load message carries.
+#[derive(Clone)]
+pub enum Body {
+    /// Small `ContentHashes` messages.
+    Hashes,
+    /// One `ContentDiff` body, the same every time.
+    Diff(Arc<str>),
+    /// A `ContentDiff` per message that sets the sender's own cell again, as a TinyBase client
+    /// writing steadily would: a server client applies and saves every one.
+    CellWrites,
 }
 
 pub enum Pacing {
@@ -166,7 +177,7 @@ pub async fn run(spec: FlowSpec) -> Result<Value, String> {
                 queue,
                 shared: shared.clone(),
                 peers: (group - 1) as u64,
-                body: spec.diff_body.clone(),
+                body: spec.body.clone(),
             };
             let plan = match spec.pacing {
                 Pacing::Window(window) => Plan::Window(window.max(1)),
@@ -232,8 +243,12 @@ pub async fn run(spec: FlowSpec) -> Result<Value, String> {
             Pacing::Window(window) => json!({"window_per_sender": window}),
             Pacing::Rate(rate) => json!({"offered_per_s": rate * total as f64}),
         },
-        "message_type": if spec.diff_body.is_some() { "ContentDiff" } else { "ContentHashes" },
-        "body_bytes": spec.diff_body.as_ref().map_or(5, |body| body.len()),
+        "message_type": match spec.body { Body::Hashes => "ContentHashes", _ => "ContentDiff" },
+        "body_bytes": match &spec.body {
+            Body::Hashes => 5,
+            Body::Diff(body) => body.len(),
+            Body::CellWrites => wire::load_cell_write(0, 0, 0).len(),
+        },
         "ready_complete": ready_complete,
         "ready_rounds": ready_rounds,
         "ready_seen": shared.ready_seen.load(Ordering::Relaxed),
@@ -391,7 +406,7 @@ struct Sender {
     queue: mpsc::UnboundedSender<Message>,
     shared: Arc<Shared>,
     peers: u64,
-    body: Option<Arc<str>>,
+    body: Body,
 }
 
 enum Plan {
@@ -458,8 +473,9 @@ impl Sender {
     fn send(&self, seq: u64, counted: &mut u64) -> bool {
         let now = self.shared.now_us();
         let payload = match &self.body {
-            Some(body) => wire::load_diff(self.index, seq, now, body),
-            None => wire::load_hashes(self.index, seq, now),
+            Body::Hashes => wire::load_hashes(self.index, seq, now),
+            Body::Diff(body) => wire::load_diff(self.index, seq, now, body),
+            Body::CellWrites => wire::load_cell_write(self.index, seq, now),
         };
         if self.shared.in_window(now) {
             *counted += 1;

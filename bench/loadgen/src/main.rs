@@ -16,10 +16,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use args::Args;
-use flow::{FlowSpec, Pacing};
+use flow::{Body, FlowSpec, Pacing};
 
 const USAGE: &str = "usage:
-  loadgen fanout|persisted --url ws://HOST:PORT[,ws://HOST:PORT...] [--clients 32] [--window 4] [--duration-s 10] [--warmup-s 1]
+  loadgen fanout|persisted|writes --url ws://HOST:PORT[,ws://HOST:PORT...] [--clients 32] [--window 4] [--duration-s 10] [--warmup-s 1]
   loadgen paths --url ws://HOST:PORT [--paths 500] [--rate 5000] [--duration-s 10] [--warmup-s 1]
   loadgen large --url ws://HOST:PORT [--clients 4] [--window 2] [--body-kib 256] [--duration-s 10] [--warmup-s 1]
   loadgen storm --url ws://HOST:PORT [--connections 2000] [--paths 200] [--timeout-s 20] [--hold-ms 1500]
@@ -59,7 +59,7 @@ fn run(mode: &str, args: &Args) -> Result<(), String> {
     let duration = Duration::from_secs_f64(args.f64_or("duration-s", 10.0)?);
     let warmup = Duration::from_secs_f64(args.f64_or("warmup-s", 1.0)?);
     let report = match mode {
-        "fanout" | "persisted" => {
+        "fanout" | "persisted" | "writes" => {
             args.only(&[
                 "url",
                 "clients",
@@ -74,7 +74,11 @@ fn run(mode: &str, args: &Args) -> Result<(), String> {
                 paths: 1,
                 clients_per_path: args.usize_or("clients", 32)?,
                 pacing: Pacing::Window(args.usize_or("window", 4)? as u64),
-                diff_body: None,
+                body: if mode == "writes" {
+                    Body::CellWrites
+                } else {
+                    Body::Hashes
+                },
                 duration,
                 warmup,
             };
@@ -90,7 +94,7 @@ fn run(mode: &str, args: &Args) -> Result<(), String> {
                 paths,
                 clients_per_path: 2,
                 pacing: Pacing::Rate(total_rate / (paths * 2) as f64),
-                diff_body: None,
+                body: Body::Hashes,
                 duration,
                 warmup,
             };
@@ -113,7 +117,7 @@ fn run(mode: &str, args: &Args) -> Result<(), String> {
                 paths: 1,
                 clients_per_path: args.usize_or("clients", 4)?,
                 pacing: Pacing::Window(args.usize_or("window", 2)? as u64),
-                diff_body: Some(body.into()),
+                body: Body::Diff(body.into()),
                 duration,
                 warmup,
             };

@@ -46,6 +46,16 @@ pub fn load_diff(sender: usize, seq: u64, sent_us: u64, body: &str) -> String {
     format!("\n[\"l.{sender}.{seq}.{sent_us}\",{CONTENT_DIFF},{body}]")
 }
 
+/// What a TinyBase client sends for one `setCell`: its own row of one table, the cell set to
+/// `seq` under an HLC later than the sender's previous one (one ms a message, from a fixed past
+/// time), the row and table unstamped as TinyBase's clients leave them.
+pub fn load_cell_write(sender: usize, seq: u64, sent_us: u64) -> String {
+    let stamp = sender_hlc(sender, seq);
+    format!(
+        "\n[\"l.{sender}.{seq}.{sent_us}\",{CONTENT_DIFF},[[{{\"t\":[{{\"r{sender}\":[{{\"c\":[{seq},\"{stamp}\"]}}]}}]}}],[{{}}],1]]"
+    )
+}
+
 pub fn ready(index: usize) -> String {
     format!("\n[\"r.{index}\",{CONTENT_HASHES},{EMPTY_HASHES}]")
 }
@@ -104,6 +114,20 @@ fn hlc(counter: u64) -> String {
         out.push(ALPHABET[((counter >> (shift * 6)) & 63) as usize] as char);
     }
     out.push_str("bench0");
+    out
+}
+
+/// An HLC of `sender`'s own: `ms` after the fixed time, counter 0, the sender in the client part.
+fn sender_hlc(sender: usize, ms: u64) -> String {
+    let time = 0x19_6A_5B_3C_2D + ms;
+    let mut out = String::with_capacity(16);
+    for shift in (0..7).rev() {
+        out.push(ALPHABET[((time >> (shift * 6)) & 63) as usize] as char);
+    }
+    out.push_str("---");
+    for shift in (0..6).rev() {
+        out.push(ALPHABET[((sender >> (shift * 6)) & 63) as usize] as char);
+    }
     out
 }
 
@@ -206,6 +230,24 @@ mod tests {
             hashes_response("S", incoming.request_id.unwrap()),
             "S\n[\"tx.ab12\",0,[0,0]]"
         );
+    }
+
+    #[test]
+    fn cell_writes_are_changes_with_ever_later_hlcs() {
+        let write = |seq| {
+            let sent = load_cell_write(3, seq, 0);
+            let value: serde_json::Value = serde_json::from_str(&sent[1..]).unwrap();
+            assert_eq!(value[1], 3);
+            let body = &value[2];
+            assert_eq!(body[2], 1);
+            let cell = &body[0][0]["t"][0]["r3"][0]["c"];
+            assert_eq!(cell[0], seq);
+            cell[1].as_str().unwrap().to_owned()
+        };
+        let (first, second) = (write(7), write(8));
+        assert_eq!(first.len(), 16);
+        assert!(second > first);
+        assert_eq!(&first[10..], &sender_hlc(3, 0)[10..]);
     }
 
     #[test]
