@@ -120,6 +120,31 @@ const timing = ({duration, warmup}) => [
   String(warmup),
 ];
 
+// Connections opened all at once, each greeting its path once; memory is read while all stay open.
+const stormOf = ({connections, paths, ...scenario}) => ({
+  ...scenario,
+  mode: 'storm',
+  persister: null,
+  servers: ['reference', 'native', 'relay'],
+  args: (plan) => [
+    '--connections',
+    String(connections),
+    '--paths',
+    String(paths),
+    '--timeout-s',
+    '30',
+    '--hold-ms',
+    String(plan.holdMs),
+  ],
+  metrics: [
+    ALL_EXCHANGED,
+    CONNECT_P99,
+    RSS_PER_CONNECTION,
+    EVENT_LOOP_DELAY,
+    PEAK_RSS,
+  ],
+});
+
 // Clients writing to a persisted path: what the server client must apply and save.
 const persistedWrites = (scenario) => ({
   ...scenario,
@@ -176,32 +201,22 @@ export const SCENARIOS = [
     chart: P99,
     metrics: [P50, P99, DELIVERED, SERVER_CPU, EVENT_LOOP_DELAY, PEAK_RSS],
   },
-  {
+  stormOf({
     id: 'storm',
     title: 'Connection storm',
     shape:
       '2,000 connections at once over 200 paths, each greets and is answered',
-    mode: 'storm',
-    persister: null,
-    servers: ['reference', 'native', 'relay'],
-    args: (plan) => [
-      '--connections',
-      '2000',
-      '--paths',
-      '200',
-      '--timeout-s',
-      '20',
-      '--hold-ms',
-      String(plan.holdMs),
-    ],
-    metrics: [
-      ALL_EXCHANGED,
-      CONNECT_P99,
-      RSS_PER_CONNECTION,
-      EVENT_LOOP_DELAY,
-      PEAK_RSS,
-    ],
-  },
+    connections: 2000,
+    paths: 200,
+  }),
+  stormOf({
+    id: 'connections',
+    title: '10,000 connections',
+    shape:
+      '10,000 connections at once over 1,000 paths, each greets and is answered, then all stay open',
+    connections: 10000,
+    paths: 1000,
+  }),
   {
     id: 'large',
     title: 'Large messages',
