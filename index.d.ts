@@ -51,6 +51,13 @@ export type NativeOptions = {
   maxClientsPerPath?: number;
   /** Close a connection that sends more messages than this per second. No limit by default. */
   maxMessagesPerSecond?: number;
+  /**
+   * Keep a persisted path's store, persister and server client running this
+   * many seconds after its last client leaves, so a client arriving meanwhile
+   * syncs without a reload. The path stays in getPathIds until it stops.
+   * Default 0: it stops at once, as in TinyBase.
+   */
+  keepPathSeconds?: number;
 };
 
 /** Where the servers of one cluster meet. */

@@ -42,6 +42,7 @@ const listen = (emitter, event, listener) => {
  * TinyBase's own `createWsServer` does. The optional last argument tunes the native plane:
  * `{heartbeatSeconds = 30, heartbeatMisses = 2}` (a heartbeat of 0 turns it off),
  * with `cluster: {redis, prefix = 'tinybase'}` joins the servers sharing that Redis and prefix,
+ * with `keepPathSeconds` keeps a persisted path loaded that long after its last client leaves,
  * and controls access with `{authorize, maxClientsPerPath, maxMessagesPerSecond}` (see
  * lib/access.js).
  */
@@ -55,6 +56,7 @@ export const createWsServer = (
     heartbeatSeconds = DEFAULT_HEARTBEAT_SECONDS,
     heartbeatMisses = DEFAULT_HEARTBEAT_MISSES,
     cluster,
+    keepPathSeconds = 0,
     ...accessOptions
   } = {},
 ) => {
@@ -114,6 +116,7 @@ export const createWsServer = (
       heartbeatMisses,
       clusterRedis: cluster?.redis,
       clusterPrefix: cluster?.prefix,
+      keepPathSeconds,
       ...accessSettings(accessOptions),
     },
     () => scheduleTurn(),

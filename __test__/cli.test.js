@@ -190,6 +190,7 @@ test('flags are parsed with their defaults', () => {
     logLevel: 'normal',
     logFormat: 'text',
     metrics: true,
+    keepPathSeconds: 0,
     cluster: undefined,
     auth: undefined,
   });
@@ -205,6 +206,7 @@ test('flags are parsed with their defaults', () => {
       logLevel: 'verbose',
       logFormat: 'text',
       metrics: true,
+      keepPathSeconds: 0,
       cluster: undefined,
       auth: undefined,
     },
@@ -230,6 +232,10 @@ test('flags are parsed with their defaults', () => {
   assert.equal(parseCliArgs(['--metrics', 'true']).metrics, true);
   assert.equal(parseCliArgs(['--log-format', 'json']).logFormat, 'json');
   assert.equal(parseCliArgs(['--log-format=text']).logFormat, 'text');
+  assert.equal(
+    parseCliArgs(['--keep-path-seconds', '2.5']).keepPathSeconds,
+    2.5,
+  );
 });
 
 test('--help prints the usage and exits 0', options, async (t) => {
@@ -276,6 +282,8 @@ test('bad flags are explained and exit 2', options, async (t) => {
     [['--metrics=no'], "'no'"],
     [['--metrics'], '--metrics'],
     [['--log-format', 'xml'], "'xml'"],
+    [['--keep-path-seconds=-1'], "'-1'"],
+    [['--keep-path-seconds', 'soon'], "'soon'"],
   ];
   for (const [args, mention] of cases) {
     const {code, stdout, stderr} = await runBin(t, args);
@@ -731,5 +739,60 @@ test(
         ),
       'the expired token to be logged',
     );
+  },
+);
+
+const metricValue = async (port, name) => {
+  const {body} = await request(port, '/metrics');
+  const family = parsePrometheusText(body).find(
+    (candidate) => candidate.name == name,
+  );
+  return Number(
+    family.type == 'HISTOGRAM'
+      ? family.metrics[0].count
+      : family.metrics[0].value,
+  );
+};
+
+test(
+  '--keep-path-seconds keeps a path loaded for a client that comes back',
+  {...options, skip: implementation != 'native'},
+  async (t) => {
+    const cwd = await tempDir(t);
+    const server = await startServer(t, ['--keep-path-seconds', '600'], cwd);
+    const first = await openClient(t, `${server.url}/petShop`);
+    first.store.setCell('pets', 'fido', 'species', 'dog');
+    const saved = join(cwd, DEFAULT_DATA_DIR, pathIdToFileName('petShop'));
+    await waitFor(
+      () =>
+        readFile(saved, 'utf8').then(
+          (text) => text.includes('"dog"'),
+          () => false,
+        ),
+      'the pet to be saved',
+    );
+    await first.synchronizer.destroy();
+    first.webSocket.close();
+    await waitFor(
+      async () =>
+        (await metricValue(server.port, 'tinybase_ws_connections_open')) == 0,
+      'the first client to leave',
+    );
+    const second = await openClient(t, `${server.url}/petShop`);
+    await waitForEqual(
+      () => second.store.getTables(),
+      {pets: {fido: {species: 'dog'}}},
+      'the second client to sync',
+    );
+    // Its start held the second client's sync until done, so a reload would show by now.
+    assert.equal(
+      await metricValue(server.port, 'tinybase_ws_persister_start_seconds'),
+      1,
+    );
+    assert.equal(
+      await metricValue(server.port, 'tinybase_ws_paths_stopped_total'),
+      0,
+    );
+    assert.equal((await stop(server, 'SIGTERM')).code, 0);
   },
 );

@@ -37,6 +37,8 @@ pub struct ServerOptions {
     pub authorizing: bool,
     pub max_clients_per_path: Option<u32>,
     pub max_messages_per_second: Option<f64>,
+    /// How long a persisted path stays loaded after its last client leaves; 0 stops it at once.
+    pub keep_path_seconds: f64,
 }
 
 /// One event for the JS side; `kind` says which fields are set.
@@ -121,6 +123,15 @@ impl NativeServer {
         let wake = Arc::new(Mutex::new(wake));
         let request_timeout = Duration::try_from_secs_f64(options.request_timeout_seconds.max(0.0))
             .map_err(|error| Error::new(Status::InvalidArg, error.to_string()))?;
+        let keep_warm = Duration::try_from_secs_f64(options.keep_path_seconds).map_err(|_| {
+            Error::new(
+                Status::InvalidArg,
+                format!(
+                    "keepPathSeconds must be a finite number of seconds, 0 or more, not {}",
+                    options.keep_path_seconds
+                ),
+            )
+        })?;
         let router = Router::new(Config {
             request_timeout,
             fragment_size: options.fragment_size,
@@ -131,6 +142,7 @@ impl NativeServer {
                 max_clients_per_path: options.max_clients_per_path.map(|max| max as usize),
                 max_messages_per_second: options.max_messages_per_second,
             },
+            keep_warm,
         });
         let heartbeat = (options.heartbeat_interval_ms > 0.0).then(|| Heartbeat {
             interval: Duration::from_secs_f64(options.heartbeat_interval_ms / 1000.0),

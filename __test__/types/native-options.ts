@@ -25,7 +25,11 @@ import {
 
 const webSocketServer = new WebSocketServer({port: 0});
 
-const options: NativeOptions = {heartbeatSeconds: 10, heartbeatMisses: 3};
+const options: NativeOptions = {
+  heartbeatSeconds: 10,
+  heartbeatMisses: 3,
+  keepPathSeconds: 30,
+};
 
 const withOptions: WsServer = createWsServer(
   webSocketServer,

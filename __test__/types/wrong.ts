@@ -26,6 +26,8 @@ createWsServer(webSocketServer, undefined, undefined, '1'); // wrong
 const textSeconds = {heartbeatSeconds: '30'};
 createWsServer(webSocketServer, undefined, undefined, 1, 4096, textSeconds); // wrong
 createWsServer(webSocketServer, undefined, undefined, 1, 4096, {heartbeat: 30}); // wrong
+const textKeep = {keepPathSeconds: '5'};
+createWsServer(webSocketServer, undefined, undefined, 1, 4096, textKeep); // wrong
 createWsServer(webSocketServer, undefined, undefined, 1, 4096, {}, 0); // wrong
 const trueAccess = {authorize: () => true};
 createWsServer(webSocketServer, undefined, undefined, 1, 4096, trueAccess); // wrong

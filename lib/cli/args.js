@@ -19,6 +19,10 @@ Options:
   -d, --data <dir>    keep each path's data in a JSON file in <dir>
                       (default ./${DEFAULT_DATA_DIR})
   -m, --memory        keep no data on the server: clients sync with each other
+      --keep-path-seconds <seconds>
+                      keep a path loaded this long after its last client
+                      leaves, so a client coming back soon finds it ready
+                      (default 0)
       --redis <url>   serve each path together with the other servers using
                       this Redis (redis://[user:password@]host:port): put any
                       number of them behind a load balancer
@@ -64,11 +68,22 @@ const OPTIONS = {
   'auth-jwt-secret-file': {type: 'string'},
   'auth-jwt-public-key-file': {type: 'string'},
   metrics: {type: 'string'},
+  'keep-path-seconds': {type: 'string'},
   'log-format': {type: 'string'},
   quiet: {type: 'boolean', short: 'q'},
   verbose: {type: 'boolean', short: 'v'},
   help: {type: 'boolean', short: 'h'},
   version: {type: 'boolean'},
+};
+
+const parseSeconds = (seconds) => {
+  const number = /^\d+(\.\d+)?$/.test(seconds) ? Number(seconds) : NaN;
+  if (!Number.isFinite(number)) {
+    throw new UsageError(
+      `--keep-path-seconds must be a number of seconds, 0 or more, not '${seconds}'`,
+    );
+  }
+  return number;
 };
 
 const parsePort = (port) => {
@@ -142,6 +157,10 @@ export const parseCliArgs = (args) => {
     logLevel: values.quiet ? 'quiet' : values.verbose ? 'verbose' : 'normal',
     logFormat,
     metrics: metrics == 'true',
+    keepPathSeconds:
+      values['keep-path-seconds'] === undefined
+        ? 0
+        : parseSeconds(values['keep-path-seconds']),
     cluster:
       values.redis === undefined
         ? undefined

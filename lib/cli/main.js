@@ -58,6 +58,7 @@ export const runCli = async (args, loadServer) => {
       dataDir: options.dataDir,
       cluster: options.cluster,
       auth: options.auth,
+      keepPathSeconds: options.keepPathSeconds,
       metrics: options.metrics,
       log,
     });

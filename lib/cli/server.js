@@ -45,6 +45,7 @@ export const startSyncServer = async ({
   dataDir,
   cluster,
   auth = {},
+  keepPathSeconds,
   metrics,
   log,
 }) => {
@@ -104,7 +105,7 @@ export const startSyncServer = async ({
         }),
       undefined,
       undefined,
-      {cluster, authorize},
+      {cluster, authorize, keepPathSeconds},
     );
   } catch (error) {
     webSocketServer.close();

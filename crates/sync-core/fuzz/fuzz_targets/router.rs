@@ -346,6 +346,7 @@ fuzz_target!(|data: &[u8]| {
         has_factory: setup.byte(0) & 1 == 1,
         message_id: Box::new(move || format!("{:016}", ids.next().unwrap_or_default())),
         limits: Limits::default(),
+        keep_warm: Duration::from_millis(u64::from(setup.byte(2)) * 20),
     };
     let mut fuzz = Fuzz {
         router: Router::new(config),

@@ -143,9 +143,13 @@ impl Router {
             channel: None,
             access,
         };
-        let path = self
-            .paths
-            .join(&unadmitted.path_id, &state.client_id, client, out);
+        let path = self.paths.join(
+            &unadmitted.path_id,
+            &state.client_id,
+            client,
+            &mut self.timers,
+            out,
+        );
         state.kind = Kind::Legacy(Legacy {
             path,
             decoder: Decoder::new(self.config.request_timeout, conn, None),
@@ -309,7 +313,9 @@ impl Router {
             }),
             access,
         };
-        let path = self.paths.join(&path_id, &state.client_id, client, out);
+        let path = self
+            .paths
+            .join(&path_id, &state.client_id, client, &mut self.timers, out);
         let decoder = Decoder::new(self.config.request_timeout, conn, Some(channel_id.clone()));
         mux.channels.insert(
             channel_id,

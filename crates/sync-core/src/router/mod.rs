@@ -70,6 +70,9 @@ pub struct Config {
     pub message_id: Box<dyn FnMut() -> String + Send>,
     /// Access control and limits: none by default.
     pub limits: Limits,
+    /// How long a path whose server client is running stays up after its last client leaves, so
+    /// a client arriving meanwhile finds it loaded. Zero stops it at once, as TinyBase does.
+    pub keep_warm: Duration,
 }
 
 /// What the router asks of its host. It is called while the router is borrowed mutably, so an
@@ -118,7 +121,7 @@ pub struct Router {
 impl Router {
     pub fn new(config: Config) -> Self {
         Router {
-            paths: Paths::new(config.has_factory),
+            paths: Paths::new(config.has_factory, config.keep_warm),
             config,
             conns: Conns::default(),
             sockets: SocketHolds::default(),
@@ -749,6 +752,7 @@ impl Router {
                         }
                     }
                 }
+                Timer::Warm(key) => self.paths.cooled(key, out),
             }
         }
     }

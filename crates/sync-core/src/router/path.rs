@@ -3,13 +3,14 @@
 //! `delClientFromPath` and `stopPath` keep them.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
 
 use super::access::Access;
 use super::hold::{Hold, SocketHolds};
 use super::ids::IdMap;
-use super::timers::Timers;
+use super::timers::{Timer, Timers};
 use super::{ConnId, Outbox, PathKey, Stats};
 use crate::protocol::limits::SERVER_CLIENT_ID;
 
@@ -59,6 +60,9 @@ pub(super) struct Path {
     pub(super) stopping: bool,
     pub(super) hold: Hold,
     pub(super) waiters: Vec<Waiter>,
+    /// Its last client left and it is kept warm until then: a client arriving before it joins
+    /// this generation, whose server client is still running.
+    pub(super) warm_until: Option<Instant>,
 }
 
 impl Path {
@@ -97,6 +101,7 @@ pub(super) enum Leave {
 #[derive(Debug)]
 pub(super) struct Paths {
     has_factory: bool,
+    keep_warm: Duration,
     /// The current generation of each path id, in the order the ids appeared.
     by_id: IndexMap<Arc<str>, PathKey>,
     /// Current generations, and replaced ones that are still stopping.
@@ -107,9 +112,10 @@ pub(super) struct Paths {
 }
 
 impl Paths {
-    pub(super) fn new(has_factory: bool) -> Self {
+    pub(super) fn new(has_factory: bool, keep_warm: Duration) -> Self {
         Paths {
             has_factory,
+            keep_warm,
             by_id: IndexMap::new(),
             generations: IdMap::default(),
             next_key: 0,
@@ -142,12 +148,13 @@ impl Paths {
     }
 
     /// Adds a client to the current generation of `path_id`, starting a generation if there is
-    /// none or the current one is stopping.
+    /// none or the current one is stopping; a generation kept warm is simply joined.
     pub(super) fn join(
         &mut self,
         path_id: &str,
         client_id: &Arc<str>,
         client: Client,
+        timers: &mut Timers,
         out: &mut impl Outbox,
     ) -> PathKey {
         let key = match self.by_id.get_key_value(path_id) {
@@ -162,6 +169,7 @@ impl Paths {
             .generations
             .get_mut(&key)
             .expect("joined generation exists");
+        timers.set(&Timer::Warm(key), &mut path.warm_until, None);
         if path.clients.insert(client_id.clone(), client).is_none() {
             self.clients += 1;
         }
@@ -195,6 +203,7 @@ impl Paths {
                 stopping: false,
                 hold: Hold::new(key),
                 waiters: Vec::new(),
+                warm_until: None,
             },
         );
         key
@@ -231,13 +240,34 @@ impl Paths {
             return Leave::Left;
         }
         path.hold.take(sockets, timers);
-        if self.has_factory {
+        if !self.has_factory {
+            self.remove(key, out);
+            return Leave::Left;
+        }
+        let running = path.start
+            == Start::Ready {
+                server_client: true,
+            };
+        if running && !self.keep_warm.is_zero() {
+            // A window too long to tell the time of keeps the path until the server goes.
+            let until = Instant::now().checked_add(self.keep_warm);
+            timers.set(&Timer::Warm(key), &mut path.warm_until, until);
+            return Leave::Left;
+        }
+        path.stopping = true;
+        out.stop_path(key);
+        Leave::Stopping
+    }
+
+    /// The time a generation was kept warm ran out: it stops, unless a client came meanwhile.
+    pub(super) fn cooled(&mut self, key: PathKey, out: &mut impl Outbox) {
+        let Some(path) = self.generations.get_mut(&key) else {
+            return;
+        };
+        // The timer that fired is no longer registered.
+        if path.warm_until.take().is_some() && path.clients.is_empty() && !path.stopping {
             path.stopping = true;
             out.stop_path(key);
-            Leave::Stopping
-        } else {
-            self.remove(key, out);
-            Leave::Left
         }
     }
 
@@ -259,6 +289,7 @@ impl Paths {
                 continue;
             }
             path.hold.take(sockets, timers);
+            timers.set(&Timer::Warm(key), &mut path.warm_until, None);
             path.stopping = true;
             if self.has_factory {
                 out.stop_path(key);

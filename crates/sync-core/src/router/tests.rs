@@ -124,14 +124,28 @@ impl Fixture {
     }
 
     fn with_fragments(has_factory: bool, fragment_size: Option<f64>) -> Self {
-        Self::with_config(has_factory, fragment_size, Limits::default())
+        Self::with_config(
+            has_factory,
+            fragment_size,
+            Limits::default(),
+            Duration::ZERO,
+        )
     }
 
     fn with_limits(has_factory: bool, limits: Limits) -> Self {
-        Self::with_config(has_factory, None, limits)
+        Self::with_config(has_factory, None, limits, Duration::ZERO)
     }
 
-    fn with_config(has_factory: bool, fragment_size: Option<f64>, limits: Limits) -> Self {
+    fn kept_warm(keep_warm: Duration) -> Self {
+        Self::with_config(true, None, Limits::default(), keep_warm)
+    }
+
+    fn with_config(
+        has_factory: bool,
+        fragment_size: Option<f64>,
+        limits: Limits,
+        keep_warm: Duration,
+    ) -> Self {
         let mut ids = 0..;
         let config = Config {
             request_timeout: TIMEOUT,
@@ -139,6 +153,7 @@ impl Fixture {
             has_factory,
             message_id: Box::new(move || format!("messageId{:07}", ids.next().unwrap_or(0))),
             limits,
+            keep_warm,
         };
         Fixture {
             router: Router::new(config),
@@ -1151,4 +1166,112 @@ fn the_server_clients_messages_are_published_and_others_reach_it_from_elsewhere(
     f.router.deliver_to_server("p", &format!("kz\n{GET}"), out);
     f.router.deliver_to_server("q", &format!("kz\n{GET}"), out);
     assert_eq!(f.events(), [ToServer(0, format!("kz\n{GET}"))]);
+}
+
+const WARM: Duration = Duration::from_secs(60);
+
+#[test]
+fn a_running_path_is_kept_warm_and_a_returning_client_joins_it_without_a_start() {
+    let mut f = Fixture::kept_warm(WARM);
+    f.open(1, "p", "ka");
+    f.ready(0, true);
+    f.events();
+    f.close(1);
+    // Its clients left, as TinyBase tells; the path, whose server client runs on, stays listed.
+    assert_eq!(f.events(), [ClientIds("p".into(), "ka".into(), -1)]);
+    assert_eq!(f.router.path_ids(), ["p"]);
+    let warm_until = f.router.next_deadline().unwrap();
+    assert!(warm_until >= f.now + WARM);
+
+    f.open(2, "p", "kb");
+    assert_eq!(f.events(), [ClientIds("p".into(), "kb".into(), 1)]);
+    assert_eq!(f.router.next_deadline(), None);
+    // The same generation, already ready: its server client hears the newcomer at once.
+    f.receive(2, &format!("\n{GET}"));
+    assert_eq!(f.events(), [ToServer(0, format!("kb\n{GET}"))]);
+    f.router.expire(warm_until, &mut f.out);
+    assert_eq!(f.events(), []);
+}
+
+#[test]
+fn a_warm_path_stops_when_its_time_runs_out_and_the_next_client_starts_it_anew() {
+    let mut f = Fixture::kept_warm(WARM);
+    f.open(1, "p", "ka");
+    f.ready(0, true);
+    f.close(1);
+    f.events();
+    let warm_until = f.router.next_deadline().unwrap();
+    f.router
+        .expire(warm_until - Duration::from_millis(1), &mut f.out);
+    assert_eq!(f.events(), []);
+    f.router.expire(warm_until, &mut f.out);
+    assert_eq!(f.events(), [Stop(0)]);
+    f.router.path_stopped(PathKey(0), &mut f.out);
+    assert_eq!(f.events(), [PathIds("p".into(), -1)]);
+
+    f.open(2, "p", "kb");
+    assert_eq!(
+        f.events(),
+        [
+            PathIds("p".into(), 1),
+            Start(1, "p".into()),
+            ClientIds("p".into(), "kb".into(), 1)
+        ]
+    );
+}
+
+#[test]
+fn stopping_everything_stops_warm_paths_too() {
+    let mut f = Fixture::kept_warm(WARM);
+    f.open(1, "p", "ka");
+    f.open(2, "q", "kb");
+    f.ready(0, true);
+    f.ready(1, true);
+    f.close(1);
+    f.events();
+    f.router.stop_all(&mut f.out);
+    assert_eq!(f.events(), [Stop(0), Stop(1)]);
+    assert_eq!(f.router.next_deadline(), None);
+}
+
+#[test]
+fn only_a_path_whose_server_client_runs_is_kept_warm() {
+    let mut f = Fixture::kept_warm(WARM);
+    // Still starting: stopped as TinyBase stops it.
+    f.open(1, "starting", "ka");
+    f.events();
+    f.close(1);
+    assert_eq!(
+        f.events(),
+        [ClientIds("starting".into(), "ka".into(), -1), Stop(0)]
+    );
+    // No server client (the factory gave no persister): nothing to keep.
+    f.open(2, "bare", "kb");
+    f.ready(1, false);
+    f.events();
+    f.close(2);
+    assert_eq!(
+        f.events(),
+        [ClientIds("bare".into(), "kb".into(), -1), Stop(1)]
+    );
+}
+
+#[test]
+fn a_multiplexed_channel_left_on_a_warm_path_is_released_at_once() {
+    let mut f = Fixture::kept_warm(WARM);
+    f.open_multiplexed(1, "", "km");
+    f.hello(1);
+    f.subscribe(1, "a");
+    f.ready(0, true);
+    f.events();
+    f.unsubscribe(1, "a");
+    assert_eq!(f.events(), [ClientIds("a".into(), "km".into(), -1)]);
+    f.subscribe(1, "a");
+    assert_eq!(
+        f.events(),
+        [
+            ClientIds("a".into(), "km".into(), 1),
+            Send(1, format!("S\n{}", r#"["s",-1,[1,"a"]]"#))
+        ]
+    );
 }

@@ -18,6 +18,8 @@ pub(super) enum Timer {
     },
     /// The startup hold of a path generation.
     Hold(PathKey),
+    /// The end of the time a path generation without clients is kept warm.
+    Warm(PathKey),
 }
 
 #[derive(Debug, Default)]
