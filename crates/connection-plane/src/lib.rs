@@ -82,7 +82,9 @@ pub struct Heartbeat {
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// tungstenite's per-connection read buffer. It is allocated per connection and zero-filled
-    /// on every read, so a small one saves both memory and time.
+    /// on every read, so a small one saves both memory and time: every connection, idle or not,
+    /// keeps it (1 KiB rather than 4 KiB took about 3 KiB off each of 4,000 idle connections'
+    /// resident memory). A frame larger than the buffer gets room for its whole length at once.
     pub read_buffer_size: usize,
     /// Largest message (and frame) read whole. Messages up to it are delivered whatever their
     /// size, for the router to apply TinyBase's 16 MiB limit as TinyBase does; reading past that
@@ -107,7 +109,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            read_buffer_size: 4 * 1024,
+            read_buffer_size: 1024,
             max_message_size: 2 * sync_core::protocol::limits::MAX_PAYLOAD_BYTES,
             heartbeat: None,
             close_timeout: Duration::from_secs(30),
