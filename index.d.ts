@@ -62,7 +62,10 @@ export type NativeOptions = {
 
 /** Where the servers of one cluster meet. */
 export type ClusterOptions = {
-  /** `redis://[user:password@]host:port[/db]`. */
+  /**
+   * `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS (the
+   * system's trusted certificates, or those in `SSL_CERT_FILE`).
+   */
   redis: string;
   /** Names the cluster's channels in Redis; no `:`. Default `tinybase`. */
   prefix?: string;

@@ -39,10 +39,11 @@ const answersPing = (port) =>
   });
 
 /**
- * Starts redis-server on `port` and resolves with its child process once it answers; rejects
- * with REDIS_MISSING where it is not installed.
+ * Starts redis-server on `port` (and with `options`, more of its command-line options) and
+ * resolves with its child process once it answers; rejects with REDIS_MISSING where it is not
+ * installed.
  */
-export const spawnRedisServer = async (port) => {
+export const spawnRedisServer = async (port, options = []) => {
   const child = spawn(
     'redis-server',
     [
@@ -54,6 +55,7 @@ export const spawnRedisServer = async (port) => {
       '',
       '--appendonly',
       'no',
+      ...options,
     ],
     {stdio: 'ignore'},
   );

@@ -1,12 +1,18 @@
 // One path served by three server processes joined through a Redis of the test's own.
 
 import assert from 'node:assert/strict';
+import {execFileSync} from 'node:child_process';
+import {mkdtemp, rm, writeFile} from 'node:fs/promises';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
 import test from 'node:test';
 import {setTimeout as delay} from 'node:timers/promises';
 import {WebSocketServer} from 'ws';
 import {createWsServer} from '../../index.js';
+import {freePort} from '../../scripts/redis-server.js';
 import {
   TEST_TIMEOUT_MS,
+  defer,
   openClient,
   plain,
   waitFor,
@@ -223,6 +229,89 @@ test(
       [1, 1],
       [3, 2],
     ]);
+  },
+);
+
+test(
+  'nodes meet in a Redis that speaks TLS (rediss://)',
+  options,
+  async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'tinybase-cluster-tls-'));
+    defer(t, () => rm(dir, {recursive: true, force: true}));
+    const file = (name) => join(dir, name);
+    // A CA of its own, trusted by the nodes through SSL_CERT_FILE, and Redis's certificate
+    // signed by it for the name the nodes use.
+    const openssl = (...args) =>
+      execFileSync('openssl', args, {stdio: 'ignore'});
+    const newKey = ['-newkey', 'rsa:2048', '-nodes'];
+    openssl(
+      'req',
+      '-x509',
+      ...newKey,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=test CA',
+      '-keyout',
+      file('ca.key'),
+      '-out',
+      file('ca.pem'),
+    );
+    openssl(
+      'req',
+      ...newKey,
+      '-subj',
+      '/CN=localhost',
+      '-keyout',
+      file('key.pem'),
+      '-out',
+      file('redis.csr'),
+    );
+    await writeFile(file('san.ext'), 'subjectAltName=DNS:localhost\n');
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      file('redis.csr'),
+      '-CA',
+      file('ca.pem'),
+      '-CAkey',
+      file('ca.key'),
+      '-CAcreateserial',
+      '-days',
+      '1',
+      '-extfile',
+      file('san.ext'),
+      '-out',
+      file('cert.pem'),
+    );
+    const [cert, key] = [file('cert.pem'), file('key.pem')];
+    const tlsPort = await freePort();
+    await startRedis(t, [
+      '--tls-port',
+      String(tlsPort),
+      '--tls-cert-file',
+      cert,
+      '--tls-key-file',
+      key,
+      '--tls-ca-cert-file',
+      file('ca.pem'),
+      '--tls-auth-clients',
+      'no',
+    ]);
+    const redis = {url: `rediss://localhost:${tlsPort}`};
+    const env = {SSL_CERT_FILE: file('ca.pem')};
+    const nodes = [
+      await startNode(t, redis, {env}),
+      await startNode(t, redis, {env}),
+    ];
+    await meet([
+      await openRaw(t, nodes[0].url('tls'), 'first'),
+      await openRaw(t, nodes[1].url('tls'), 'second'),
+    ]);
+    for (const node of nodes) {
+      assert.equal(node.output.stderr, '');
+    }
   },
 );
 

@@ -24,11 +24,11 @@ const READY = /^tinybase-ws-server listening on (ws:\/\/127\.0\.0\.1:\d+)$/m;
  * A redis-server of this test's own on a free port, keeping nothing on disk, so the test can
  * stop and restart it. Killed when the test ends.
  */
-export const startRedis = async (t) => {
+export const startRedis = async (t, options) => {
   const port = await freePort();
   let child;
   const start = async () => {
-    child = await spawnRedisServer(port);
+    child = await spawnRedisServer(port, options);
   };
   const stop = () => child.stop();
   await start();
@@ -37,17 +37,22 @@ export const startRedis = async (t) => {
 };
 
 /** A server process of the cluster at `redis`, serving from memory. */
-export const startNode = async (t, redis, {prefix} = {}) => {
-  const {child, output} = spawnNode(t, [
-    BIN,
-    '--port',
-    '0',
-    '--memory',
-    '--quiet',
-    '--redis',
-    redis.url,
-    ...(prefix === undefined ? [] : ['--cluster-prefix', prefix]),
-  ]);
+export const startNode = async (t, redis, {prefix, env} = {}) => {
+  const {child, output} = spawnNode(
+    t,
+    [
+      BIN,
+      '--port',
+      '0',
+      '--memory',
+      '--quiet',
+      '--redis',
+      redis.url,
+      ...(prefix === undefined ? [] : ['--cluster-prefix', prefix]),
+    ],
+    undefined,
+    env,
+  );
   const url = await waitFor(
     () => output.stdout.match(READY)?.[1] ?? child.exitCode !== null,
     'a node to listen',

@@ -335,9 +335,11 @@ export const openRawMultiplex = async (t, server, basePath = '') => {
 };
 
 // A child Node.js process running `args`, its output collected; killed when the test ends.
-export const spawnNode = (t, args, cwd) => {
+// `env` adds to this process's environment.
+export const spawnNode = (t, args, cwd, env) => {
   const child = spawn(process.execPath, args, {
     cwd,
+    env: {...process.env, ...env},
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output = {stdout: '', stderr: ''};

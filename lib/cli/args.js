@@ -24,8 +24,9 @@ Options:
                       leaves, so a client coming back soon finds it ready
                       (default 0)
       --redis <url>   serve each path together with the other servers using
-                      this Redis (redis://[user:password@]host:port): put any
-                      number of them behind a load balancer
+                      this Redis (redis://[user:password@]host:port, or
+                      rediss:// for TLS): put any number of them behind a
+                      load balancer
       --cluster-prefix <prefix>
                       names this cluster's channels in Redis, so clusters can
                       share one (default tinybase; no ':')

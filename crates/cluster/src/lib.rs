@@ -57,7 +57,8 @@ pub trait Host: Send + Sync + 'static {
 /// How to reach the cluster.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `redis://[user:password@]host:port[/db]`.
+    /// `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS, verified against the
+    /// system's trusted certificates (or those in `SSL_CERT_FILE`).
     pub url: String,
     /// Names every key and channel, so clusters sharing a Redis never see each other.
     pub prefix: String,
