@@ -263,18 +263,28 @@ for (const plane of PLANES) {
         'evil',
         'the early message relayed',
       );
-      // A channel waits too: its synchronizer resolves once granted.
-      const channel = createWsSynchronizer(
-        createMergeableStore(),
-        new WebSocket(server.url(), ['tinybase']),
-        'c',
-        5,
-      );
+      // A channel waits too: its synchronizer resolves once granted, here read-only.
+      const channelStore = createMergeableStore();
+      const channelSocket = new WebSocket(server.url(), ['tinybase']);
+      channelSocket.on('error', () => {});
+      defer(t, () => channelSocket.terminate());
+      const channel = createWsSynchronizer(channelStore, channelSocket, 'p', 5);
       await waitFor(() => decisions.length == 3, 'the channel authorize');
-      assert.equal(decisions[2].pathId, 'c');
+      assert.equal(decisions[2].pathId, 'p');
       decisions[2].decision.open('read');
       const synchronizer = await withTimeout(channel, 'the channel');
       defer(t, () => synchronizer.destroy());
+      await withTimeout(synchronizer.startSync(), 'the channel to sync');
+      assert.equal(channelStore.getCell('t', 'r', 'c'), 'evil');
+      channelStore.setValue('from channel', 1);
+      await withTimeout(synchronizer.load(), 'the channel to load');
+      writer.store.setValue('from writer', 2);
+      await waitForEqual(
+        () => channelStore.getValue('from writer'),
+        2,
+        "the writer's change on the read-only channel",
+      );
+      assert.deepEqual(plain(writer.store.getValues()), {'from writer': 2});
       assert.deepEqual(server.errors, []);
     },
   );

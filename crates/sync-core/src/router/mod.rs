@@ -172,7 +172,11 @@ impl Router {
             return;
         };
         if state.muted {
-            out.dropped(Dropped::Denied, 1);
+            // A connection never admitted was denied (or found its path full); a rate-limited
+            // one is being closed, and its close is what gets counted.
+            if matches!(state.kind, Kind::Unadmitted(_)) {
+                out.dropped(Dropped::Denied, 1);
+            }
             return;
         }
         if let Some(rate) = self.config.limits.max_messages_per_second {
