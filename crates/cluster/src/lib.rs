@@ -9,11 +9,11 @@
 //! healed by a resync the servers drive ([`resync`]). A persisted path's server client runs on
 //! the one node holding the path's lease ([`lease`]); the others route its traffic there.
 
-pub mod envelope;
+mod envelope;
 mod lease;
 mod link;
 mod node;
-pub mod resync;
+mod resync;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -148,10 +148,6 @@ impl Cluster {
             shared,
         };
         Ok((cluster, link.run()))
-    }
-
-    pub fn node(&self) -> NodeId {
-        self.node
     }
 
     /// This node's resync pseudo client.

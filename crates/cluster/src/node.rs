@@ -13,7 +13,8 @@ impl NodeId {
         NodeId(rand::random())
     }
 
-    pub const fn from_bytes(bytes: [u8; NodeId::BYTES]) -> NodeId {
+    #[cfg(test)]
+    pub(crate) const fn from_bytes(bytes: [u8; NodeId::BYTES]) -> NodeId {
         NodeId(bytes)
     }
 
