@@ -10,9 +10,9 @@
 // Usage: node scripts/node24.js   (the path goes to stdout, progress to stderr)
 
 import {execFileSync} from 'node:child_process';
-import {existsSync, readFileSync} from 'node:fs';
 import {join, resolve} from 'node:path';
 import {fileURLToPath} from 'node:url';
+import {installNodeBuild, nodeBuildExecutable} from './node-builds.js';
 
 const MAJOR = 24;
 const prefix = resolve(
@@ -25,15 +25,7 @@ const prefix = resolve(
 const platformPackage = `node-${process.platform == 'win32' ? 'win' : process.platform}-${process.arch}`;
 const packageDir = join(prefix, 'node_modules', platformPackage);
 
-const executable = () => {
-  const manifest = join(packageDir, 'package.json');
-  if (!existsSync(manifest)) {
-    return undefined;
-  }
-  const {bin} = JSON.parse(readFileSync(manifest, 'utf8'));
-  const path = join(packageDir, typeof bin == 'string' ? bin : bin.node);
-  return existsSync(path) ? path : undefined;
-};
+const executable = () => nodeBuildExecutable(packageDir);
 
 const versionOf = (path) => {
   try {
@@ -51,21 +43,7 @@ if (!isWanted(path && versionOf(path))) {
     `installing ${platformPackage}@${MAJOR} into ${prefix}\n`,
   );
   try {
-    execFileSync(
-      'npm',
-      [
-        'install',
-        '--prefix',
-        prefix,
-        '--no-save',
-        '--no-package-lock',
-        '--no-audit',
-        '--no-fund',
-        '--prefer-offline',
-        `${platformPackage}@${MAJOR}`,
-      ],
-      {stdio: ['ignore', 'ignore', 'inherit']},
-    );
+    installNodeBuild(prefix, `${platformPackage}@${MAJOR}`);
   } catch (error) {
     process.stderr.write(
       `could not install ${platformPackage}@${MAJOR} from the npm registry ` +
