@@ -1,21 +1,15 @@
 import assert from 'node:assert/strict';
-import {execFile} from 'node:child_process';
-import {existsSync, readFileSync, readdirSync} from 'node:fs';
-import {mkdir, mkdtemp, readFile, rm, writeFile} from 'node:fs/promises';
+import {existsSync, readdirSync} from 'node:fs';
+import {mkdtemp, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
-import {fileURLToPath} from 'node:url';
 import test from 'node:test';
+import {installConsumer, runCommand} from '../scripts/release/consumer.js';
+import {packageJson, root} from '../scripts/release/targets.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const packageJson = JSON.parse(
-  await readFile(join(root, 'package.json'), 'utf8'),
-);
-
-// Bounds that only turn a hung npm into a failure; installing from the local
-// cache takes seconds.
-const STEP_TIMEOUT_MS = 240_000;
-const options = {timeout: 4 * STEP_TIMEOUT_MS};
+// A bound that only turns a hung npm into a failure; installing from the
+// local cache takes seconds.
+const options = {timeout: 16 * 60_000};
 
 const addon = readdirSync(root).find((file) =>
   /^tinybase-ws-server-native\..+\.node$/.test(file),
@@ -25,32 +19,10 @@ const skip =
     ? false
     : 'no built addon (tinybase-ws-server-native.<platform>.node and binding.cjs): run `npm run build` first';
 
-const run = (command, args, cwd) =>
-  new Promise((resolve, reject) =>
-    execFile(
-      command,
-      args,
-      {cwd, timeout: STEP_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024},
-      (error, stdout, stderr) =>
-        error
-          ? reject(
-              Object.assign(error, {
-                message: `${command} ${args.join(' ')} failed: ${error.message}\n${stdout}\n${stderr}`,
-              }),
-            )
-          : resolve(stdout),
-    ),
-  );
+const run = (command, args, cwd) => runCommand(command, args, {cwd});
 
 const nodeEval = (cwd, source, type = 'commonjs') =>
   run(process.execPath, [`--input-type=${type}`, '-e', source], cwd);
-
-// The versions already installed here are in npm's cache, so the install
-// below needs no network.
-const installedVersion = (name) =>
-  JSON.parse(
-    readFileSync(join(root, 'node_modules', name, 'package.json'), 'utf8'),
-  ).version;
 
 test(
   'npm pack ships what a user needs, and nothing else',
@@ -59,7 +31,8 @@ test(
     const packDir = await mkdtemp(join(tmpdir(), 'tinybase-ws-server-pack-'));
     t.after(() => rm(packDir, {recursive: true, force: true}));
 
-    // --ignore-scripts: `prepare` would rebuild the addon that is already here.
+    // --ignore-scripts here and below: `prepare` would rebuild the addon that
+    // is already here.
     const [packed] = JSON.parse(
       await run(
         'npm',
@@ -86,30 +59,15 @@ test(
     for (const file of files) {
       assert.doesNotMatch(
         file,
-        /^(src|crates|target|__test__|bench|node_modules)\//,
+        /^(src|crates|target|__test__|bench|node_modules|npm|scripts|dist)\//,
       );
     }
 
-    const project = join(packDir, 'project');
-    await mkdir(project);
-    await writeFile(
-      join(project, 'package.json'),
-      JSON.stringify({name: 'consumer', version: '1.0.0', private: true}),
-    );
-    await run(
-      'npm',
-      [
-        'install',
-        '--prefer-offline',
-        '--no-audit',
-        '--no-fund',
-        '--ignore-scripts',
-        join(packDir, packed.filename),
-        `tinybase@${installedVersion('tinybase')}`,
-        `ws@${installedVersion('ws')}`,
-      ],
-      project,
-    );
+    const project = await installConsumer({
+      tarballs: [join(packDir, packed.filename)],
+      npmFlags: ['--ignore-scripts'],
+    });
+    t.after(() => rm(project, {recursive: true, force: true}));
 
     const uses = `
     const webSocketServer = new WebSocketServer({host: '127.0.0.1', port: 0});
