@@ -10,7 +10,8 @@
 // checkout keeps no optionalDependencies and `npm ci` still builds from
 // source.
 //
-// Usage: npm run pack:release [-- --only linux-x64-gnu,...] [-- --out DIR]
+// Usage: npm run pack:release [-- --only linux-x64-gnu,...] [--out DIR]
+//        [--from DIR]   (pack addons built elsewhere instead of building)
 // Exit code 3: a cross tool could not be installed (the message says which).
 
 import {spawn} from 'node:child_process';
@@ -29,7 +30,7 @@ import {basename, join, resolve} from 'node:path';
 import {parseArgs} from 'node:util';
 import {inspectAddon} from './inspect.js';
 import {runArm64UnderQemu} from './qemu-arm64.js';
-import {crossToolchain, MissingTool} from './toolchain.js';
+import {crossToolchain, inspectionToolchain, MissingTool} from './toolchain.js';
 import {packageJson, releaseTargets, root} from './targets.js';
 
 const napi = join(root, 'node_modules', '.bin', 'napi');
@@ -110,7 +111,47 @@ const pack = async (dir, out) => {
   return {file: join(out, filename), files: files.map(({path}) => path)};
 };
 
-export const packRelease = async ({only, out}) => {
+const buildAddon = (target, output, env) => {
+  process.stderr.write(`building ${target.buildTarget}\n`);
+  return run(
+    napi,
+    [
+      'build',
+      '--platform',
+      '--release',
+      '--cross-compile',
+      '--target',
+      target.buildTarget,
+      '--output-dir',
+      output,
+      '--js',
+      'binding.cjs',
+      '--dts',
+      'binding.d.cts',
+    ],
+    {
+      env: target.macosFloor
+        ? {...env, MACOSX_DEPLOYMENT_TARGET: target.macosFloor}
+        : env,
+    },
+  );
+};
+
+// Addons built elsewhere (the release workflow's runners), with the loader
+// napi generated beside them: found by name anywhere under `dir`.
+const copyPrebuilt = (dir, target, output) => {
+  const files = filesIn(dir);
+  for (const name of [target.addonFile, 'binding.cjs', 'binding.d.cts']) {
+    const found = files.find((file) => basename(file) == name);
+    if (!found) {
+      throw new Error(`no prebuilt ${name} under ${dir}`);
+    }
+    cpSync(join(dir, found), join(output, name));
+  }
+};
+
+// `prebuilt`: a folder of addons built elsewhere, packed instead of building.
+export const packRelease = async ({only, out, prebuilt}) => {
   const targets = releaseTargets().filter(
     ({platformArchABI}) => !only || only.includes(platformArchABI),
   );
@@ -123,7 +164,7 @@ export const packRelease = async ({only, out}) => {
         releaseTargets().map(({platformArchABI}) => platformArchABI),
     );
   }
-  const env = crossToolchain(targets);
+  const env = prebuilt ? inspectionToolchain(targets) : crossToolchain(targets);
 
   const stage = mkdtempSync(join(tmpdir(), 'tinybase-ws-server-release-'));
   try {
@@ -149,29 +190,11 @@ export const packRelease = async ({only, out}) => {
     const addons = [];
     for (const target of targets) {
       const output = join(stage, 'artifacts', target.platformArchABI);
-      process.stderr.write(`building ${target.buildTarget}\n`);
-      await run(
-        napi,
-        [
-          'build',
-          '--platform',
-          '--release',
-          '--cross-compile',
-          '--target',
-          target.buildTarget,
-          '--output-dir',
-          output,
-          '--js',
-          'binding.cjs',
-          '--dts',
-          'binding.d.cts',
-        ],
-        {
-          env: target.macosFloor
-            ? {...env, MACOSX_DEPLOYMENT_TARGET: target.macosFloor}
-            : env,
-        },
-      );
+      if (prebuilt) {
+        copyPrebuilt(prebuilt, target, output);
+      } else {
+        await buildAddon(target, output, env);
+      }
       addons.push(inspectAddon(join(output, target.addonFile), target, env));
     }
     await stageMainPackage(
@@ -250,13 +273,21 @@ const main = async () => {
     options: {
       only: {type: 'string'},
       out: {type: 'string', default: join(root, 'dist')},
+      from: {type: 'string'},
     },
   });
   const out = resolve(values.out);
-  const result = await packRelease({only: values.only?.split(','), out});
-  const arm64 = result.platforms.find(({target}) =>
-    target.startsWith('aarch64-unknown-linux-gnu'),
-  );
+  const prebuilt = values.from && resolve(values.from);
+  const result = await packRelease({
+    only: values.only?.split(','),
+    out,
+    prebuilt,
+  });
+  // Built here for a CPU this machine lacks: run it under emulation. The
+  // release workflow runs its own builds on arm64 runners instead.
+  const arm64 =
+    !prebuilt &&
+    result.platforms.find(({target}) => target == 'aarch64-unknown-linux-gnu');
   if (arm64) {
     arm64.run = await runArm64UnderQemu(
       join(out, result.main),

