@@ -12,6 +12,7 @@ import {
   readFileSync,
   readdirSync,
   rmSync,
+  writeFileSync,
 } from 'node:fs';
 import {tmpdir} from 'node:os';
 import {delimiter, join} from 'node:path';
@@ -209,20 +210,39 @@ test(
       'converged\n',
     );
 
-    // Without its platform package the loader says which one it needs.
+    // Without its platform package the loader says which one it needs, and
+    // how to build the addon, which an installed package cannot do itself.
     rmSync(join(installed, target.packageName), {recursive: true});
-    await assert.rejects(
-      runCommand(
+    const loadError = async () => {
+      const error = await runCommand(
         process.execPath,
         ['--input-type=module', '-e', `await import('${name}')`],
-        {
-          cwd: project,
-          env,
-        },
+        {cwd: project, env},
+      ).then(
+        () => assert.fail('the package loaded without its addon'),
+        (error) => error,
+      );
+      assert.match(error.message, /in a checkout of .+'s repository/);
+      return error.message;
+    };
+    assert.match(
+      await loadError(),
+      new RegExp(
+        `${target.packageName}@${version}: reinstall without --omit=optional`,
       ),
-      (error) =>
-        error.message.includes(`${target.packageName}@${version}`) &&
-        error.message.includes('--omit=optional'),
+    );
+    // A copy that lists no platform package for this machine names the one
+    // it would need.
+    const installedJson = join(installed, name, 'package.json');
+    writeFileSync(
+      installedJson,
+      JSON.stringify({...mainJson, optionalDependencies: undefined}),
+    );
+    assert.match(
+      await loadError(),
+      new RegExp(
+        `lists no prebuilt addon for this platform \\(it would be ${target.packageName}\\)`,
+      ),
     );
   },
 );

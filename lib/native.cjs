@@ -5,7 +5,8 @@
 // dependency. When neither is there its error blames an npm bug; this wrapper
 // says instead what was expected and how to get it.
 
-const {dirname} = require('node:path');
+const {existsSync} = require('node:fs');
+const {dirname, join} = require('node:path');
 const packageJson = require('../package.json');
 
 const isMusl = () => {
@@ -27,6 +28,17 @@ const platformSuffix = () => {
     : `${platform}-${arch}`;
 };
 
+// A checkout holds the Rust sources; an installed package does not.
+const buildAdvice = () => {
+  const packageDir = dirname(__dirname);
+  return existsSync(join(packageDir, 'Cargo.toml'))
+    ? `To build it from source, install a Rust toolchain and run ` +
+        `\`npm run build\` in ${packageDir}.`
+    : `To build it from source, install a Rust toolchain, run ` +
+        `\`npm install\` in a checkout of ${packageJson.name}'s repository ` +
+        `and install that checkout instead.`;
+};
+
 // `napi pre-publish` adds the platform packages to optionalDependencies when
 // the package is released; a source checkout has none.
 const explain = (cause) => {
@@ -44,8 +56,7 @@ const explain = (cause) => {
           `--omit=optional (or --no-optional) if it was skipped. `
         : `This copy lists no prebuilt addon for this platform ` +
           `(it would be ${platformPackage}). `) +
-      `To build it from source, install a Rust toolchain and run ` +
-      `\`npm run build\` in ${dirname(__dirname)}.`,
+      buildAdvice(),
     {cause},
   );
 };
