@@ -18,6 +18,7 @@ import {tmpdir} from 'node:os';
 import {delimiter, join} from 'node:path';
 import test from 'node:test';
 import {inspectAddon} from '../scripts/release/inspect.js';
+import {filesIn} from '../scripts/release/pack.js';
 import {
   installConsumer,
   runCommand,
@@ -37,18 +38,9 @@ const onLinuxX64 =
 // A hang guard for the cross build: from a clean clone it takes minutes.
 const PACK_TIMEOUT_MS = 40 * 60_000;
 
-const filesUnder = (dir) =>
-  readdirSync(dir, {recursive: true, withFileTypes: true})
-    .filter((entry) => entry.isFile())
-    .map((entry) => join(entry.parentPath, entry.name).slice(dir.length + 1))
-    .sort();
-
 const treeOf = (dir) =>
   Object.fromEntries(
-    filesUnder(dir).map((file) => [
-      file,
-      readFileSync(join(dir, file), 'utf8'),
-    ]),
+    filesIn(dir).map((file) => [file, readFileSync(join(dir, file), 'utf8')]),
   );
 
 // Runs `npm run pack:release` for linux-x64-gnu alone into `out`; resolves
@@ -142,7 +134,7 @@ test(
 
     const main = await unpack(mainTarball);
     t.after(() => rmSync(join(main, '..'), {recursive: true, force: true}));
-    const mainFiles = filesUnder(main);
+    const mainFiles = filesIn(main);
     assert.deepEqual(
       mainFiles.filter((file) => file.endsWith('.node')),
       [],
@@ -165,7 +157,7 @@ test(
 
     const platform = await unpack(platformTarball);
     t.after(() => rmSync(join(platform, '..'), {recursive: true, force: true}));
-    assert.deepEqual(filesUnder(platform), [
+    assert.deepEqual(filesIn(platform), [
       'README.md',
       'package.json',
       target.addonFile,
@@ -196,9 +188,7 @@ test(
     t.after(() => rmSync(project, {recursive: true, force: true}));
     const installed = join(project, 'node_modules');
     assert.deepEqual(
-      filesUnder(join(installed, name)).filter((file) =>
-        file.endsWith('.node'),
-      ),
+      filesIn(join(installed, name)).filter((file) => file.endsWith('.node')),
       [],
     );
     assert.ok(

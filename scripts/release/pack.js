@@ -54,7 +54,8 @@ const run = (command, args, {cwd = root, env = process.env} = {}) =>
     );
   });
 
-const filesIn = (dir) =>
+// Every file under `dir`, as sorted paths relative to it.
+export const filesIn = (dir) =>
   readdirSync(dir, {recursive: true, withFileTypes: true})
     .filter((entry) => entry.isFile())
     .map((entry) => join(entry.parentPath, entry.name).slice(dir.length + 1))
