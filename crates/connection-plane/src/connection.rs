@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use sync_core::protocol::limits::MAX_PAYLOAD_BYTES;
 use sync_core::router::{Backpressure, Payload};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Bytes;
 
+use crate::commands::Commands;
 use crate::NO_STATUS;
 
 /// What the hub asks of a connection's task, in the order it must happen.
@@ -24,6 +25,8 @@ pub(crate) enum Command {
 /// State the handle and the task share.
 #[derive(Default)]
 pub(crate) struct Shared {
+    /// What the task is asked to do, in order.
+    pub(crate) commands: Commands,
     /// Payload bytes queued or on the connection's wire but not yet accepted by the kernel: what ws
     /// calls `bufferedAmount`, and what TinyBase's backpressure rule is checked against.
     pub(crate) backlog: AtomicUsize,
@@ -45,13 +48,12 @@ impl Shared {
 /// A handle on one adopted connection. Cheap to clone; every clone feeds the same queue.
 #[derive(Clone)]
 pub struct Connection {
-    commands: mpsc::UnboundedSender<Command>,
     shared: Arc<Shared>,
 }
 
 impl Connection {
-    pub(crate) fn new(commands: mpsc::UnboundedSender<Command>, shared: Arc<Shared>) -> Self {
-        Connection { commands, shared }
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Connection { shared }
     }
 
     /// Queues a text frame. Err(Backpressure) when the payload is over 16 MiB or the backlog
@@ -77,7 +79,7 @@ impl Connection {
                 (total <= MAX_PAYLOAD_BYTES).then_some(total)
             })
             .map_err(|_| Backpressure)?;
-        if self.commands.send(frame).is_err() {
+        if self.shared.commands.send(frame).is_err() {
             self.shared.release(len);
         }
         Ok(())
@@ -92,7 +94,10 @@ impl Connection {
             return Err(InvalidCloseCode(code));
         }
         // An ended connection has nothing left to close.
-        let _ = self.commands.send(Command::Close(code, reason.to_owned()));
+        let _ = self
+            .shared
+            .commands
+            .send(Command::Close(code, reason.to_owned()));
         Ok(())
     }
 
@@ -106,7 +111,7 @@ impl Connection {
     /// [`crate::Inbound::pong`].
     pub fn ping(&self, data: Vec<u8>) {
         // An ended connection has no one left to answer.
-        let _ = self.commands.send(Command::Ping(data));
+        let _ = self.shared.commands.send(Command::Ping(data));
     }
 
     /// Stops reading from the peer until [`Connection::resume_reading`]; what is already read is
@@ -119,7 +124,7 @@ impl Connection {
     pub fn resume_reading(&self) {
         if self.shared.paused.swap(false, Ordering::AcqRel) {
             // An ended connection has nothing left to read.
-            let _ = self.commands.send(Command::Resume);
+            let _ = self.shared.commands.send(Command::Resume);
         }
     }
 
@@ -166,16 +171,20 @@ mod tests {
 
     #[test]
     fn close_refuses_a_code_that_may_not_be_sent_and_queues_nothing() {
-        let (commands, mut queue) = mpsc::unbounded_channel();
-        let conn = Connection::new(commands, Arc::new(Shared::default()));
+        let shared = Arc::new(Shared::default());
+        let conn = Connection::new(shared.clone());
         for code in [0, 999, 1004, 1006, 1015, 1016, 2999, 5000, u16::MAX] {
             assert_eq!(conn.close(code, "no"), Err(InvalidCloseCode(code)));
         }
-        assert!(queue.try_recv().is_err());
+        assert!(shared.commands.close().is_empty());
 
+        let shared = Arc::new(Shared::default());
+        let conn = Connection::new(shared.clone());
         assert_eq!(conn.close(NO_STATUS, ""), Ok(()));
         assert_eq!(conn.close(4999, "ok"), Ok(()));
-        assert!(matches!(queue.try_recv(), Ok(Command::Close(NO_STATUS, _))));
-        assert!(matches!(queue.try_recv(), Ok(Command::Close(4999, _))));
+        let queued = shared.commands.close();
+        assert!(matches!(queued[0], Command::Close(NO_STATUS, _)));
+        assert!(matches!(queued[1], Command::Close(4999, _)));
+        assert_eq!(queued.len(), 2);
     }
 }

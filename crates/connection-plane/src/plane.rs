@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use sync_core::router::ConnId;
 use tokio::runtime::{Handle, Runtime};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::connection::{Connection, Shared};
@@ -240,11 +240,9 @@ impl Plane {
         // it is only borrowed long enough to duplicate it (with F_DUPFD_CLOEXEC).
         let owned = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()?;
 
-        let (commands, queue) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::default());
         let link = Link {
             lifeline: Lifeline::new(conn, inbound, self.state.clone()),
-            queue,
             shared: shared.clone(),
             plane: self.state.clone(),
         };
@@ -254,7 +252,7 @@ impl Plane {
             link,
             runtime: self.runtime().handle().clone(),
         };
-        Ok((Connection::new(commands, shared), adopted))
+        Ok((Connection::new(shared), adopted))
     }
 
     /// Runs a future on the plane's runtime. It is dropped when the plane shuts down.

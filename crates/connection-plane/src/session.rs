@@ -18,7 +18,6 @@ use futures_util::{FutureExt, Sink, SinkExt, Stream};
 use sync_core::router::ConnId;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::futures::Notified;
-use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -39,7 +38,6 @@ const MAX_CLOSE_REASON: usize = 123;
 /// Everything a connection's task is started with.
 pub(crate) struct Link {
     pub(crate) lifeline: Lifeline,
-    pub(crate) queue: mpsc::UnboundedReceiver<Command>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) plane: Arc<PlaneState>,
 }
@@ -51,12 +49,12 @@ where
 {
     let Link {
         mut lifeline,
-        queue,
         shared,
         plane,
     } = link;
     let conn = lifeline.conn();
     let inbound = lifeline.inbound().clone();
+    let _queue = CloseQueue(shared.clone());
     let served = AssertUnwindSafe(async move {
         let config = Some(plane.config);
         let ws =
@@ -66,7 +64,6 @@ where
             conn,
             inbound,
             ws,
-            queue,
             shared,
             plane,
         };
@@ -76,6 +73,17 @@ where
     .await;
     let (code, reason) = served.unwrap_or_else(|_| (ABNORMAL_CLOSURE, String::new()));
     lifeline.closed(code, &reason);
+}
+
+/// Closes a connection's command queue when its task ends, however it ends (a runtime shutting
+/// down drops it unfinished): a waker left in the queue would keep the task, and the runtime's
+/// driver with its descriptors, alive for as long as the hub holds the connection.
+struct CloseQueue(Arc<Shared>);
+
+impl Drop for CloseQueue {
+    fn drop(&mut self) {
+        self.0.commands.close();
+    }
 }
 
 /// Why a connection left its open state.
@@ -117,7 +125,6 @@ struct Session<S> {
     conn: ConnId,
     inbound: Arc<dyn Inbound>,
     ws: WebSocketStream<Wire<S>>,
-    queue: mpsc::UnboundedReceiver<Command>,
     shared: Arc<Shared>,
     plane: Arc<PlaneState>,
 }
@@ -240,7 +247,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Queues every frame due on the wire, stopping at a close request.
     fn feed_queue(&mut self, cx: &mut Context<'_>) -> Option<Wake> {
-        while let Poll::Ready(Some(command)) = self.queue.poll_recv(cx) {
+        while let Poll::Ready(Some(command)) = self.shared.commands.poll_next(cx) {
             match command {
                 Command::Frame(payload) => self.ws.get_mut().queue_text(&payload),
                 Command::Binary(data) => self.ws.get_mut().queue_binary(&data),
@@ -304,8 +311,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
 
     /// Refuses further sends and drops what is still queued: nothing more can follow a Close.
     fn stop_queue(&mut self) {
-        self.queue.close();
-        while let Ok(command) = self.queue.try_recv() {
+        for command in self.shared.commands.close() {
             match command {
                 Command::Frame(payload) => self.shared.release(payload.len()),
                 Command::Binary(data) => self.shared.release(data.len()),
@@ -486,6 +492,7 @@ mod tests {
     use super::*;
     use crate::connection::Connection;
     use crate::{Payload, Settings};
+    use tokio::sync::mpsc;
 
     /// A peer that never sends and takes every write whole, noting the size of each.
     struct Recording(Arc<Mutex<Vec<usize>>>);
@@ -546,13 +553,11 @@ mod tests {
     #[tokio::test]
     async fn every_frame_due_goes_out_in_one_write() {
         let plane = Arc::new(PlaneState::new(&Settings::default()));
-        let (commands, queue) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::default());
-        let conn = Connection::new(commands, shared.clone());
+        let conn = Connection::new(shared.clone());
         let (closes, mut closed) = mpsc::unbounded_channel();
         let link = Link {
             lifeline: Lifeline::new(ConnId(1), Arc::new(Closes(closes)), plane.clone()),
-            queue,
             shared,
             plane,
         };
