@@ -284,10 +284,12 @@ const main = async () => {
     out,
     prebuilt,
   });
-  // Built here for a CPU this machine lacks: run it under emulation. The
-  // release workflow runs its own builds on arm64 runners instead.
+  // Built here for a CPU this machine lacks: run it under emulation. An
+  // arm64 machine (the release workflow's arm64 runner) runs it natively in
+  // its own test step instead.
   const arm64 =
     !prebuilt &&
+    process.arch != 'arm64' &&
     result.platforms.find(({target}) => target == 'aarch64-unknown-linux-gnu');
   if (arm64) {
     arm64.run = await runArm64UnderQemu(
