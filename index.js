@@ -190,15 +190,12 @@ export const createWsServer = (
       paths.changePath(pathId, change);
       listeners.callPathIdsListeners(pathId, change);
     },
-    startPath: ({path, pathId}) => serverClients.start(path, pathId),
-    stopPath: ({path}) => {
-      const stopping = serverClients.stop(path);
-      if (stoppingAll) {
-        pathStops.push(stopping);
-      } else {
-        stopping.catch(handleError);
-      }
+    startPath: ({path, pathId}) => {
+      serverClients.start(path, pathId);
+      apply(native.factoryCalled(path));
     },
+    stopPath: ({path}) => settleStop(serverClients.stop(path)),
+    stopPaths: ({paths: keys}) => settleStop(serverClients.stopTogether(keys)),
     toServer: ({path, text}) => serverClients.receive(path, text),
     error: ({text}) => handleError(new Error(text)),
     send: ({conn, text}) => {
@@ -223,6 +220,27 @@ export const createWsServer = (
       withFacade(conn, emitError, text, errorCode, rangeError),
   };
   const handleEvent = (event) => handlers[event.kind](event);
+
+  // A stop's failure is reported, or, once destroy() stops every path, fails destroy().
+  const settleStop = (stopping) => {
+    if (stoppingAll) {
+      pathStops.push(stopping);
+    } else {
+      stopping.catch(handleError);
+    }
+  };
+
+  // What the API reads reflects every effect a client can have seen: events still on their way
+  // from the native plane are applied first. A listener called while events are applied reads the
+  // server as of its own change instead, as on TinyBase's single thread.
+  const upToDate =
+    (read) =>
+    (...args) => {
+      if (!applying) {
+        apply(native.takeAll());
+      }
+      return read(...args);
+    };
 
   const facadeOf = (conn) => {
     const entry = conns.get(conn);
@@ -423,8 +441,8 @@ export const createWsServer = (
 
   const wsServer = Object.freeze({
     getWebSocketServer: () => webSocketServer,
-    getPathIds: paths.getPathIds,
-    getClientIds: paths.getClientIds,
+    getPathIds: upToDate(paths.getPathIds),
+    getClientIds: upToDate(paths.getClientIds),
     addPathIdsListener: (listener) => listeners.addPathIdsListener(listener),
     addClientIdsListener: (pathId, listener) =>
       listeners.addClientIdsListener(pathId, listener),
@@ -432,7 +450,7 @@ export const createWsServer = (
       listeners.delListener(listenerId);
       return wsServer;
     },
-    getStats: paths.getStats,
+    getStats: upToDate(paths.getStats),
     destroy,
   });
   planeCounts.register(wsServer);

@@ -1,5 +1,9 @@
 // The per-path server client: the user's persister and TinyBase's own synchronizer over its
-// MergeableStore, started and stopped as the native router asks, in TinyBase's order.
+// MergeableStore, started and stopped as the native router asks, in TinyBase's order. Unlike
+// TinyBase, a path's new incarnation loads only once the previous one has finished saving and
+// stopping, and a stopping incarnation saves once more before its persister is destroyed (a
+// persister drops the saves still queued behind a slow one when destroyed): a client returning
+// to a path always finds what the last clients sent.
 
 import {createCustomSynchronizer} from 'tinybase/synchronizers';
 
@@ -37,6 +41,25 @@ const noop = () => {};
 
 const secondsSince = (start) => (performance.now() - start) / 1000;
 
+// Resolves once every promise has settled; rejects then with the first rejection to happen.
+const firstFailure = async (promises) => {
+  let failure;
+  await Promise.all(
+    promises.map((promise) =>
+      promise.catch((error) => {
+        failure ??= {error};
+      }),
+    ),
+  );
+  if (failure) {
+    throw failure.error;
+  }
+};
+
+// Saves what a persister still has to, if it is auto-saving: queued saves would be dropped.
+const saveLast = (persister) =>
+  persister?.isAutoSaving?.() ? persister.save() : undefined;
+
 export const createServerClients = ({
   native,
   getClientIds,
@@ -45,8 +68,10 @@ export const createServerClients = ({
   handleError,
   requestTimeoutSeconds,
 }) => {
-  // path key -> {starting, stopping, stopRequested, persister, synchronizer, receive}
+  // path key -> {pathId, starting, stopping, stopRequested, persister, synchronizer, receive}
   const paths = new Map();
+  // pathId -> the stop of its latest incarnation, settled or not
+  const lastStops = new Map();
 
   const configure = async (key, entry, pathId) => {
     const persisterMaybeThen = await createPersisterForPath(pathId);
@@ -80,13 +105,19 @@ export const createServerClients = ({
     return true;
   };
 
+  // Calls the persister factory before it returns, as TinyBase does before acknowledging the
+  // subscription that created the path.
   const start = (key, pathId) => {
-    const entry = {stopRequested: false};
+    const entry = {pathId, stopRequested: false};
+    const previousStop = lastStops.get(pathId);
     paths.set(key, entry);
     entry.starting = (async () => {
       const starting = performance.now();
       try {
         const hasServerClient = await configure(key, entry, pathId);
+        if (hasServerClient) {
+          await previousStop?.catch(noop);
+        }
         if (entry.stopRequested) {
           return;
         }
@@ -129,6 +160,7 @@ export const createServerClients = ({
         let failed = false;
         let firstError;
         for (const destroy of [
+          () => saveLast(entry.persister),
           () => entry.persister?.destroy(),
           () => entry.synchronizer?.destroy(),
         ]) {
@@ -145,11 +177,15 @@ export const createServerClients = ({
           native.persisterStopped(secondsSince(stopping));
         }
         paths.delete(key);
+        if (lastStops.get(entry.pathId) === entry.stopping) {
+          lastStops.delete(entry.pathId);
+        }
         apply(native.pathStopped(key));
         if (failed) {
           throw firstError;
         }
       })();
+      lastStops.set(entry.pathId, entry.stopping);
     }
     return entry.stopping;
   };
@@ -184,6 +220,10 @@ export const createServerClients = ({
     }
   };
 
+  // A closed multiplexed socket's channels: every one stops, and the first error among them is
+  // the one that rejects, once all have settled.
+  const stopTogether = (keys) => firstFailure(keys.map(stop));
+
   const receive = (key, payload) => {
     const idle = !settling.has(key);
     settling.set(key, true);
@@ -216,5 +256,5 @@ export const createServerClients = ({
     }
   };
 
-  return {start, stop, receive, settled};
+  return {start, stop, stopTogether, receive, settled};
 };

@@ -51,6 +51,8 @@ pub struct HubEvent {
     pub client_id: Option<String>,
     pub change: Option<i32>,
     pub code: Option<u32>,
+    /// The path generations of a `stopPaths` event.
+    pub paths: Option<Vec<i64>>,
     /// The payload, reason, error message or message data.
     pub text: Option<String>,
     /// A socket error's ws code, e.g. `WS_ERR_INVALID_UTF8`.
@@ -344,6 +346,18 @@ impl NativeServer {
         to_js(self.hub.path_failed(path_key(path)))
     }
 
+    /// The persister factory was called for `path`: subscriptions to it are acknowledged.
+    #[napi(catch_unwind)]
+    pub fn factory_called(&self, path: i64) -> Vec<HubEvent> {
+        to_js(self.hub.factory_called(path_key(path)))
+    }
+
+    /// Every event waiting for JS, for an API read to see all a client may have seen.
+    #[napi(catch_unwind)]
+    pub fn take_all(&self) -> Vec<HubEvent> {
+        to_js(self.hub.take_all())
+    }
+
     #[napi(catch_unwind)]
     pub fn path_stopped(&self, path: i64) -> Vec<HubEvent> {
         to_js(self.hub.path_stopped(path_key(path)))
@@ -516,6 +530,7 @@ impl HubEvent {
             kind: kind.to_owned(),
             conn: None,
             path: None,
+            paths: None,
             path_id: None,
             client_id: None,
             change: None,
@@ -556,6 +571,10 @@ impl From<Event> for HubEvent {
             Event::StopPath { path } => HubEvent {
                 path: Some(path.0 as i64),
                 ..HubEvent::new("stopPath")
+            },
+            Event::StopPaths { paths } => HubEvent {
+                paths: Some(paths.into_iter().map(|path| path.0 as i64).collect()),
+                ..HubEvent::new("stopPaths")
             },
             Event::ToServer { path, payload } => HubEvent {
                 path: Some(path.0 as i64),

@@ -23,6 +23,9 @@ pub enum Event {
     StartPath { path: PathKey, path_id: String },
     /// Tear down the server client of a path generation that lost its last client.
     StopPath { path: PathKey },
+    /// Tear down these generations, which a closed multiplexed socket's channels leave, and
+    /// report the first error among their teardowns once all have settled.
+    StopPaths { paths: Vec<PathKey> },
     /// A whole message for a path's server client, `fromClientId\nmessage`.
     ToServer { path: PathKey, payload: String },
     /// An error for `onIgnoredError`.

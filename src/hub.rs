@@ -332,6 +332,20 @@ impl Outbox for Effects<'_> {
         }
     }
 
+    fn stop_paths(&mut self, paths: Vec<PathKey>) {
+        let paths: Vec<PathKey> = match self.cluster.as_mut() {
+            // Only those whose server client JS runs: as for one path.
+            Some(cluster) => paths
+                .into_iter()
+                .filter(|path| cluster.stop_path(*path))
+                .collect(),
+            None => paths,
+        };
+        if !paths.is_empty() {
+            self.events.push(Event::StopPaths { paths });
+        }
+    }
+
     fn to_server(&mut self, path: PathKey, payload: &str) {
         if !self
             .cluster
@@ -685,6 +699,16 @@ impl Hub {
 
     pub fn path_failed(&self, path: PathKey) -> Vec<Event> {
         self.on_js_thread(|router, effects| router.path_failed(path, effects))
+    }
+
+    pub fn factory_called(&self, path: PathKey) -> Vec<Event> {
+        self.on_js_thread(|router, effects| router.factory_called(path, effects))
+    }
+
+    /// Every event waiting for JS, including any a plane thread is making now: once JS has
+    /// applied them, it knows of everything a client can have seen.
+    pub fn take_all(&self) -> Vec<Event> {
+        self.on_js_thread(|_, _| {})
     }
 
     pub fn path_stopped(&self, path: PathKey) -> Vec<Event> {

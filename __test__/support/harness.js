@@ -231,10 +231,16 @@ export const openRaw = async (
   t,
   server,
   path,
-  {protocols = [], pathId = path.split('?')[0], expectJoin = true} = {},
+  {
+    protocols = [],
+    pathId = path.split('?')[0],
+    expectJoin = true,
+    // ws's client options, e.g. perMessageDeflate to keep the server's socket in JS.
+    options,
+  } = {},
 ) => {
   const before = new Set(server.wsServer.getClientIds(pathId));
-  const webSocket = new WebSocket(server.url(path), protocols);
+  const webSocket = new WebSocket(server.url(path), protocols, options);
   webSocket.on('error', () => {});
   defer(t, () => closeWebSocket(webSocket));
   const messages = [];
@@ -286,10 +292,16 @@ export const errorMessages = (errors) =>
 // messages go to the server as 'S', channel traffic is wrapped as
 // 'M\n<channelId>\n<payload>' both ways. Its client id (the same on every
 // channel) is learnt on the first subscription.
-export const openRawMultiplex = async (t, server, basePath = '') => {
+export const openRawMultiplex = async (
+  t,
+  server,
+  basePath = '',
+  {options} = {},
+) => {
   const raw = await openRaw(t, server, basePath, {
     protocols: ['tinybase'],
     expectJoin: false,
+    options,
   });
   let nextRequest = 0;
   let id;

@@ -164,6 +164,16 @@ impl Outbox for Host {
         self.stopping.push(path);
     }
 
+    fn stop_paths(&mut self, paths: Vec<PathKey>) {
+        for path in paths {
+            // Channels the socket unsubscribed are listed again, still stopping: waited for, not
+            // stopped twice.
+            if !self.stopped.contains(&path) {
+                self.stop_path(path);
+            }
+        }
+    }
+
     fn to_server(&mut self, path: PathKey, payload: &str) {
         assert!(
             self.server_clients.contains(&path),

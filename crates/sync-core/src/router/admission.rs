@@ -325,7 +325,7 @@ impl Router {
                 decoder,
             },
         );
-        state.send(&reply.into(), out);
+        self.acknowledge(conn, path, reply.into(), out);
         true
     }
 }

@@ -96,6 +96,8 @@ pub(super) struct Multiplexed {
     pub(super) gates: IndexMap<Arc<str>, Gate>,
     /// Channels not yet released: the subscribed ones and those whose path is still stopping.
     pub(super) resources: usize,
+    /// The generations of unsubscribed channels that are still stopping.
+    pub(super) releasing: Vec<PathKey>,
     pub(super) budget: SocketBudget,
     pub(super) next_serial: u64,
 }
@@ -109,6 +111,7 @@ impl Multiplexed {
             channels: IndexMap::new(),
             gates: IndexMap::new(),
             resources: 0,
+            releasing: Vec::new(),
             budget: SocketBudget::default(),
             next_serial: 0,
         }

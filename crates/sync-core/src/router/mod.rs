@@ -94,6 +94,11 @@ pub trait Outbox {
     /// A path generation lost its last client: the host tears its server client down, then answers
     /// with [`Router::path_stopped`].
     fn stop_path(&mut self, path: PathKey);
+    /// A multiplexed socket closed: as [`Outbox::stop_path`] for each of `paths` (those its
+    /// channels were the last client of, and those of channels it unsubscribed that are still
+    /// stopping), but, as TinyBase tears a socket's channels down together, the first error of
+    /// their teardowns is reported once, when every one of them has settled.
+    fn stop_paths(&mut self, paths: Vec<PathKey>);
     /// Delivers one whole message, `fromClientId\nmessage`, to the path's server client.
     fn to_server(&mut self, path: PathKey, payload: &str);
     /// A client of this router sent `payload` (`fromClientId\nremainder`) on `path_id` to every
@@ -332,18 +337,21 @@ impl Router {
                 if multiplex::is_channel_id_too_large(channel_id) {
                     return self.invalidate(conn, SyncError::Overflow(Overflow::Channels), out);
                 }
-                if !mux.channels.contains_key(channel_id.as_str()) {
-                    if mux.gates.contains_key(channel_id.as_str()) {
-                        return self.resubscribe_gated(conn, &control, out);
-                    }
-                    if mux.channels.len() + mux.gates.len() >= MAX_CHANNELS
-                        || mux.resources >= MAX_CHANNEL_RESOURCES
-                    {
-                        return self.invalidate(conn, SyncError::Overflow(Overflow::Channels), out);
-                    }
-                    mux.resources += 1;
-                    return self.subscribe(conn, &control, out);
+                if let Some(channel) = mux.channels.get(channel_id.as_str()) {
+                    let key = channel.path;
+                    let reply = multiplex::reply(&control).into();
+                    return self.acknowledge(conn, key, reply, out);
                 }
+                if mux.gates.contains_key(channel_id.as_str()) {
+                    return self.resubscribe_gated(conn, &control, out);
+                }
+                if mux.channels.len() + mux.gates.len() >= MAX_CHANNELS
+                    || mux.resources >= MAX_CHANNEL_RESOURCES
+                {
+                    return self.invalidate(conn, SyncError::Overflow(Overflow::Channels), out);
+                }
+                mux.resources += 1;
+                return self.subscribe(conn, &control, out);
             }
             Control::Unsubscribe { channel_id } => {
                 if multiplex::is_channel_id_too_large(channel_id) {
@@ -367,7 +375,9 @@ impl Router {
                     // torn down.
                     match (left, self.paths.get_mut(channel.path)) {
                         (Leave::Stopping, Some(path)) => {
-                            path.waiters.push(Waiter { conn, failed: None })
+                            path.waiters.push(Waiter { conn, failed: None });
+                            mux.releasing.push(channel.path);
+                            out.stop_path(channel.path);
                         }
                         _ => mux.resources -= 1,
                     }
@@ -376,6 +386,51 @@ impl Router {
             }
         }
         state.send(&multiplex::reply(&control).into(), out);
+    }
+
+    /// Replies to a subscription to the channel on generation `key`: at once if the host has
+    /// called the persister factory for it, else once it has.
+    pub(super) fn acknowledge(
+        &mut self,
+        conn: ConnId,
+        key: PathKey,
+        reply: Payload,
+        out: &mut impl Outbox,
+    ) {
+        match self.paths.get_mut(key) {
+            Some(path) if !path.factory_called => path.unacknowledged.push((conn, reply)),
+            _ => {
+                if let Some(state) = self.conns.get_mut(&conn) {
+                    state.send(&reply, out);
+                }
+            }
+        }
+    }
+
+    /// The host called the persister factory for generation `key`: the subscriptions that
+    /// waited for it are acknowledged. A generation that gets ready or fails without a factory
+    /// call here (its server client runs on another node) acknowledges them then.
+    pub fn factory_called(&mut self, key: PathKey, out: &mut impl Outbox) {
+        let Some(path) = self.paths.get_mut(key) else {
+            return;
+        };
+        path.factory_called = true;
+        for (conn, reply) in std::mem::take(&mut path.unacknowledged) {
+            if let Some(state) = self.conns.get_mut(&conn) {
+                state.send(&reply, out);
+            }
+        }
+    }
+
+    /// A client leaves generation `key`; the host tears it down if it was the last client.
+    fn leave(&mut self, key: PathKey, client_id: &str, out: &mut impl Outbox) -> Leave {
+        let left = self
+            .paths
+            .leave(key, client_id, &mut self.sockets, &mut self.timers, out);
+        if left == Leave::Stopping {
+            out.stop_path(key);
+        }
+        left
     }
 
     /// TinyBase's `handleDecodedMessage`: relays each remainder of a message, or holds it while
@@ -482,13 +537,7 @@ impl Router {
             }
             Kind::Legacy(mut legacy) => {
                 legacy.decoder.clear(&mut legacy.budget, &mut self.timers);
-                self.paths.leave(
-                    legacy.path,
-                    client_id,
-                    &mut self.sockets,
-                    &mut self.timers,
-                    out,
-                );
+                self.leave(legacy.path, client_id, out);
             }
             Kind::Multiplexed(mut mux) => {
                 mux.clear_decoders(&mut self.timers);
@@ -497,14 +546,22 @@ impl Router {
                         awaiting.take(conn, &mut self.sockets);
                     }
                 }
+                let mut stopping = Vec::new();
                 for channel in mux.channels.values() {
-                    self.paths.leave(
+                    let left = self.paths.leave(
                         channel.path,
                         client_id,
                         &mut self.sockets,
                         &mut self.timers,
                         out,
                     );
+                    if left == Leave::Stopping {
+                        stopping.push(channel.path);
+                    }
+                }
+                stopping.append(&mut mux.releasing);
+                if !stopping.is_empty() {
+                    out.stop_paths(stopping);
                 }
             }
         }
@@ -564,6 +621,7 @@ impl Router {
 
     /// The host finished starting `path`: relay what was held, in order.
     pub fn path_ready(&mut self, path: PathKey, has_server_client: bool, out: &mut impl Outbox) {
+        self.factory_called(path, out);
         let Some(path) = self.paths.get_mut(path) else {
             return;
         };
@@ -645,6 +703,7 @@ impl Router {
 
     /// Starting `path` failed (already reported by the host): its clients leave the path.
     pub fn path_failed(&mut self, key: PathKey, out: &mut impl Outbox) {
+        self.factory_called(key, out);
         let Some(path) = self.paths.get(key) else {
             return;
         };
@@ -657,9 +716,7 @@ impl Router {
             .map(|(id, client)| (id.clone(), client.clone()))
             .collect();
         for (client_id, client) in clients {
-            let left = self
-                .paths
-                .leave(key, &client_id, &mut self.sockets, &mut self.timers, out);
+            let left = self.leave(key, &client_id, out);
             let Some(channel) = client.channel else {
                 continue;
             };
@@ -716,6 +773,7 @@ impl Router {
                     }) = self.conns.get_mut(&waiter.conn)
                     {
                         mux.resources -= 1;
+                        mux.releasing.retain(|releasing| *releasing != path);
                     }
                 }
             }

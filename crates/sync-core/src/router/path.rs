@@ -11,7 +11,7 @@ use super::access::Access;
 use super::hold::{Hold, SocketHolds};
 use super::ids::IdMap;
 use super::timers::{Timer, Timers};
-use super::{ConnId, Outbox, PathKey, Stats};
+use super::{ConnId, Outbox, PathKey, Payload, Stats};
 use crate::protocol::limits::SERVER_CLIENT_ID;
 
 /// One channel subscription of a multiplexed socket; the serial tells a re-subscription apart.
@@ -63,6 +63,11 @@ pub(super) struct Path {
     /// Its last client left and it is kept warm until then: a client arriving before it joins
     /// this generation, whose server client is still running.
     pub(super) warm_until: Option<Instant>,
+    /// The host has called the persister factory for this generation (always, without one).
+    /// TinyBase calls it before it acknowledges the subscription that created the path.
+    pub(super) factory_called: bool,
+    /// Subscription replies that wait for the factory to be called, in the order they came.
+    pub(super) unacknowledged: Vec<(ConnId, Payload)>,
 }
 
 impl Path {
@@ -204,13 +209,16 @@ impl Paths {
                 hold: Hold::new(key),
                 waiters: Vec::new(),
                 warm_until: None,
+                factory_called: !self.has_factory,
+                unacknowledged: Vec::new(),
             },
         );
         key
     }
 
     /// Removes a client from a generation, dropping what it held there, and stops the
-    /// generation if it was the last client.
+    /// generation if it was the last client: without a factory at once; with one, the caller
+    /// asks the host to tear it down when this returns [`Leave::Stopping`].
     pub(super) fn leave(
         &mut self,
         key: PathKey,
@@ -255,7 +263,6 @@ impl Paths {
             return Leave::Left;
         }
         path.stopping = true;
-        out.stop_path(key);
         Leave::Stopping
     }
 

@@ -17,6 +17,7 @@ enum Event {
     PathIds(String, i8),
     Start(u64, String),
     Stop(u64),
+    StopTogether(Vec<u64>),
     ToServer(u64, String),
     Authorize(u64, u64, String, Option<String>),
 }
@@ -66,6 +67,11 @@ impl Outbox for Recorder {
 
     fn stop_path(&mut self, path: PathKey) {
         self.events.push(Stop(path.0));
+    }
+
+    fn stop_paths(&mut self, paths: Vec<PathKey>) {
+        self.events
+            .push(StopTogether(paths.iter().map(|path| path.0).collect()));
     }
 
     fn to_server(&mut self, path: PathKey, payload: &str) {
@@ -199,6 +205,10 @@ impl Fixture {
         let out = &mut self.out;
         self.router
             .path_ready(PathKey(path), has_server_client, out);
+    }
+
+    fn factory_called(&mut self, path: u64) {
+        self.router.factory_called(PathKey(path), &mut self.out);
     }
 
     fn events(&mut self) -> Vec<Event> {
@@ -964,6 +974,7 @@ fn a_failed_channel_is_unsubscribed_once_its_client_has_left() {
     f.open_multiplexed(1, "", "km");
     f.hello(1);
     f.subscribe(1, "a");
+    f.factory_called(0);
     f.open(2, "a", "kl");
     f.events();
     f.router.path_failed(PathKey(0), &mut f.out);
@@ -979,12 +990,10 @@ fn a_failed_channel_is_unsubscribed_once_its_client_has_left() {
     f.subscribe(1, "a");
     assert_eq!(
         f.events(),
-        [
-            Start(1, "a".into()),
-            ClientIds("a".into(), "km".into(), 1),
-            Send(1, "S\n[\"s\",-1,[1,\"a\"]]".into()),
-        ]
+        [Start(1, "a".into()), ClientIds("a".into(), "km".into(), 1)]
     );
+    f.factory_called(1);
+    assert_eq!(f.events(), [Send(1, "S\n[\"s\",-1,[1,\"a\"]]".into())]);
 }
 
 #[test]
@@ -993,6 +1002,7 @@ fn the_last_failed_channel_stays_subscribed_until_its_path_is_torn_down() {
     f.open_multiplexed(1, "", "km");
     f.hello(1);
     f.subscribe(1, "a");
+    f.factory_called(0);
     f.events();
     f.router.path_failed(PathKey(0), &mut f.out);
     assert_eq!(
@@ -1274,4 +1284,90 @@ fn a_multiplexed_channel_left_on_a_warm_path_is_released_at_once() {
             Send(1, format!("S\n{}", r#"["s",-1,[1,"a"]]"#))
         ]
     );
+}
+
+#[test]
+fn a_subscription_is_acknowledged_once_the_factory_was_called_for_its_path() {
+    let mut f = Fixture::new(true);
+    let reply = |conn| Send(conn, "S\n[\"s\",-1,[1,\"a\"]]".into());
+    for conn in [1, 2] {
+        f.open_multiplexed(conn, "", &format!("k{conn}"));
+        f.hello(conn);
+    }
+    f.events();
+    f.subscribe(1, "a");
+    // Repeated before the factory was called: its reply keeps its place behind the first.
+    f.subscribe(1, "a");
+    f.subscribe(2, "a");
+    assert_eq!(
+        f.events(),
+        [
+            PathIds("a".into(), 1),
+            Start(0, "a".into()),
+            ClientIds("a".into(), "k1".into(), 1),
+            ClientIds("a".into(), "k2".into(), 1),
+        ]
+    );
+    f.factory_called(0);
+    assert_eq!(f.events(), [reply(1), reply(1), reply(2)]);
+    // Called already: acknowledged at once, though the path is still starting.
+    f.subscribe(2, "a");
+    assert_eq!(f.events(), [reply(2)]);
+
+    // Left while starting, joined again: a new generation, whose factory call is awaited.
+    f.unsubscribe(1, "a");
+    f.unsubscribe(2, "a");
+    f.events();
+    f.subscribe(1, "a");
+    assert_eq!(
+        f.events(),
+        [Start(1, "a".into()), ClientIds("a".into(), "k1".into(), 1)]
+    );
+    f.factory_called(0);
+    assert_eq!(f.events(), []);
+    f.factory_called(1);
+    assert_eq!(f.events(), [reply(1)]);
+}
+
+#[test]
+fn a_closing_multiplexed_socket_stops_its_channels_paths_together() {
+    let mut f = Fixture::new(true);
+    f.open_multiplexed(1, "", "km");
+    f.hello(1);
+    for channel in ["a", "b", "c", "d"] {
+        f.subscribe(1, channel);
+    }
+    // Another client stays on c, so its path carries on.
+    f.open(2, "c", "kl");
+    for path in 0..4 {
+        f.factory_called(path);
+        f.ready(path, true);
+    }
+    f.events();
+    // d is unsubscribed and still stopping when the socket closes.
+    f.unsubscribe(1, "d");
+    assert_eq!(
+        f.events(),
+        [ClientIds("d".into(), "km".into(), -1), Stop(3)]
+    );
+    f.close(1);
+    assert_eq!(
+        f.events(),
+        [
+            ClientIds("a".into(), "km".into(), -1),
+            ClientIds("b".into(), "km".into(), -1),
+            ClientIds("c".into(), "km".into(), -1),
+            StopTogether(vec![0, 1, 3]),
+        ]
+    );
+    // An unsubscribed channel whose path has stopped is no longer waited for.
+    f.open_multiplexed(3, "", "kn");
+    f.hello(3);
+    f.subscribe(3, "e");
+    f.factory_called(4);
+    f.unsubscribe(3, "e");
+    f.router.path_stopped(PathKey(4), &mut f.out);
+    f.events();
+    f.close(3);
+    assert_eq!(f.events(), []);
 }
