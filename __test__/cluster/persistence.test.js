@@ -16,7 +16,12 @@ import {
   waitFor,
   waitForEqual,
 } from '../support/harness.js';
-import {openClients, startPersistedNode, startRedis} from './support.js';
+import {
+  openClients,
+  openRaw,
+  startPersistedNode,
+  startRedis,
+} from './support.js';
 
 const options = {timeout: 2 * TEST_TIMEOUT_MS};
 
@@ -127,6 +132,30 @@ test(
     assert.deepEqual(
       after.map(({factoryCalls}) => factoryCalls).sort(),
       [0, 1],
+    );
+
+    // Redis restarts empty, its epoch counter with it: the holder's server client must still be
+    // heard on the other node, whose clients have heard a later epoch than Redis now counts from.
+    await redis.stop();
+    await redis.start();
+    const elsewhere =
+      survivors[after.findIndex(({factoryCalls}) => !factoryCalls)];
+    const asker = await openRaw(t, elsewhere.url('doc'), 'asker');
+    // Asked again until answered: the holder takes its lease again within a second or two.
+    let request = 0;
+    const asking = setInterval(
+      () =>
+        asker.webSocket.send(`S\n${JSON.stringify([`q${request++}`, 1, ''])}`),
+      200,
+    );
+    defer(t, () => clearInterval(asking));
+    await waitFor(
+      () =>
+        asker.messages.some(
+          ({from, message, requestId}) =>
+            from == 'S' && message == 0 && requestId?.startsWith('q'),
+        ),
+      'the server client to answer from the other node',
     );
   },
 );

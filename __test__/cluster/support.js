@@ -132,6 +132,8 @@ export const openRaw = async (t, url, name) => {
     name,
     webSocket,
     closed,
+    // Everything received, parsed.
+    messages,
     // Other clients' ids by name, once met.
     ids: new Map(),
     send: (to, body) =>

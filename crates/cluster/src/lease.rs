@@ -18,7 +18,9 @@ pub(crate) const TTL: Duration = Duration::from_secs(5);
 pub(crate) const TICK: Duration = Duration::from_secs(1);
 
 /// Takes the lease if it is free or already this node's; answers the epoch, 0 if another node
-/// holds it.
+/// holds it. A new epoch is above `ARGV[3]`, the latest this node has heard of: a Redis that
+/// restarted empty would otherwise count again from 1, below what the nodes remember, and they
+/// would drop the new holder's messages as stale.
 const ACQUIRE: &str = r"
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
@@ -29,7 +31,12 @@ if holder then
   return 0
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return redis.call('INCR', KEYS[2])
+local epoch = redis.call('INCR', KEYS[2])
+if epoch <= tonumber(ARGV[3]) then
+  epoch = tonumber(ARGV[3]) + 1
+  redis.call('SET', KEYS[2], epoch)
+end
+return epoch
 ";
 
 const RENEW: &str = r"
@@ -69,11 +76,12 @@ impl Leases {
         }
     }
 
-    /// The epoch of this node's lease, or `None` while another node holds it.
+    /// The epoch of this node's lease, above `latest`, or `None` while another node holds it.
     pub(crate) async fn acquire(
         &self,
         connection: &mut MultiplexedConnection,
         keys: &LeaseKeys,
+        latest: u64,
     ) -> RedisResult<Option<u64>> {
         let epoch: u64 = self
             .acquire
@@ -81,6 +89,7 @@ impl Leases {
             .key(&keys.epoch)
             .arg(&self.holder)
             .arg(TTL.as_millis() as u64)
+            .arg(latest)
             .invoke_async(connection)
             .await?;
         Ok((epoch > 0).then_some(epoch))

@@ -19,6 +19,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use relay_metrics::Metrics;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
@@ -140,6 +141,7 @@ impl Cluster {
             watched: HashMap::new(),
             epochs: HashMap::new(),
             retry: Vec::new(),
+            watch_from: Instant::now(),
         };
         let cluster = Cluster {
             node,

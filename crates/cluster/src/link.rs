@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 use redis::aio::{MultiplexedConnection, PubSubSink, PubSubStream};
@@ -103,6 +103,9 @@ pub(crate) struct Link {
     pub(crate) epochs: HashMap<String, u64>,
     /// Watched paths whose holder said it let go: tried at once.
     pub(crate) retry: Vec<String>,
+    /// Expired leases of watched paths are not taken before this: after Redis comes back
+    /// (perhaps empty), their holders get a lease's time to take them again first.
+    pub(crate) watch_from: Instant,
 }
 
 impl Link {
@@ -225,6 +228,8 @@ impl Link {
         self.reported = false;
         self.shared.gap.store(false, Ordering::Release);
         if resync {
+            self.watch_from = Instant::now() + lease::TTL;
+            self.tend_leases(session).await?;
             self.resync_all(session).await?;
         }
         Ok(())
@@ -359,7 +364,9 @@ impl Link {
         session: &mut Session,
     ) -> Result<bool, RedisError> {
         let keys = self.names.lease(path_id);
-        let Some(epoch) = self.leases.acquire(&mut session.publisher, &keys).await? else {
+        let latest = self.epochs.get(path_id).copied().unwrap_or_default();
+        let acquired = self.leases.acquire(&mut session.publisher, &keys, latest);
+        let Some(epoch) = acquired.await? else {
             return Ok(false);
         };
         self.epochs.insert(path_id.to_owned(), epoch);
@@ -411,7 +418,11 @@ impl Link {
             if hold.epoch > 0 && self.leases.renew(&mut session.publisher, &keys).await? {
                 continue;
             }
-            let epoch = self.leases.acquire(&mut session.publisher, &keys).await?;
+            let latest = self.epochs.get(&path_id).copied().unwrap_or_default();
+            let epoch = self
+                .leases
+                .acquire(&mut session.publisher, &keys, latest)
+                .await?;
             let Some(hold) = self.held.get_mut(&path_id) else {
                 continue;
             };
@@ -432,9 +443,11 @@ impl Link {
                 None => {}
             }
         }
-        let watched: Vec<String> = self.watched.keys().cloned().collect();
-        for path_id in watched {
-            self.take_over(&path_id, session).await?;
+        if Instant::now() >= self.watch_from {
+            let watched: Vec<String> = self.watched.keys().cloned().collect();
+            for path_id in watched {
+                self.take_over(&path_id, session).await?;
+            }
         }
         Ok(())
     }
