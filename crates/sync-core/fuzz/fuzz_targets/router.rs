@@ -2,7 +2,8 @@
 //! contract and checks the router's.
 //!
 //! Input: a first step whose bytes set the router up (bit 0: a persister factory, bits 1-3:
-//! the fragment size; second byte: the request timeout), then steps (see the crate docs) each
+//! the fragment size, bit 4: an authorize hook, bit 5: two clients per path at most, bit 6: 50
+//! messages per second at most; second byte: the request timeout), then steps (see the crate docs) each
 //! `op a b c text`: `op` picks the call, the next bytes are its arguments (a connection slot, a
 //! path, a client, a repeat count, a recipient) and any text starts at the fourth byte.
 //!
@@ -25,11 +26,12 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use sync_core::protocol::error::SyncError;
+use sync_core::protocol::error::{Refusal, SyncError};
 use sync_core::protocol::limits::{MAX_PAYLOAD_BYTES, SERVER_CLIENT_ID};
 use sync_core::protocol::message::validate;
 use sync_core::router::{
-    AuthRequest, Backpressure, Config, ConnId, Limits, Outbox, PathKey, Payload, Router,
+    Access, AuthRequest, Backpressure, Config, ConnId, Decision, Limits, Outbox, PathKey, Payload,
+    Router,
 };
 use sync_core_fuzz::{steps, Step};
 
@@ -74,6 +76,8 @@ struct Host {
     stopping: Vec<PathKey>,
     /// Paths answered ready with a server client, until they finish stopping.
     server_clients: Vec<PathKey>,
+    /// Authorize requests not answered yet: connection, ticket, channel.
+    pending: Vec<(ConnId, u64, Option<String>)>,
 }
 
 impl Host {
@@ -110,9 +114,14 @@ impl Outbox for Host {
     fn close(&mut self, conn: ConnId, code: u16, reason: &str) {
         self.check_reachable(conn);
         self.closed.insert(conn);
-        let expected = match reason {
-            "tinybase:14" => SyncError::Message.close_code(),
-            _ if reason.starts_with("tinybase:15:") => 1013,
+        let refused = [Refusal::Denied, Refusal::PathFull, Refusal::RateLimited]
+            .map(SyncError::Refused)
+            .into_iter()
+            .find(|error| error.to_string() == reason);
+        let expected = match (refused, reason) {
+            (Some(refused), _) => refused.close_code(),
+            (None, "tinybase:14") => SyncError::Message.close_code(),
+            (None, _) if reason.starts_with("tinybase:15:") => 1013,
             _ => panic!("unexpected close reason {reason:?}"),
         };
         assert_eq!(code, expected, "{reason}");
@@ -190,7 +199,12 @@ impl Outbox for Host {
     }
 
     fn authorize(&mut self, request: AuthRequest) {
-        panic!("asked to authorize {request:?} without an authorize hook");
+        assert!(self.open.contains(&request.conn), "{request:?}");
+        self.pending.push((
+            request.conn,
+            request.ticket,
+            request.channel_id.map(str::to_owned),
+        ));
     }
 }
 
@@ -232,7 +246,7 @@ impl Fuzz {
             0 => None,
             len => Some(usize::from(step.byte(1)) % len),
         };
-        let op = step.byte(0) % 11;
+        let op = step.byte(0) % 12;
         match op {
             0 | 1 => return self.open(step, op == 1),
             3 => return self.close(slot),
@@ -300,6 +314,22 @@ impl Fuzz {
                     "expiry left {next:?} due"
                 );
             }
+            // A decision, possibly for a connection closed meanwhile.
+            11 => {
+                if host.pending.is_empty() {
+                    return;
+                }
+                let at = usize::from(step.byte(1)) % host.pending.len();
+                let (conn, ticket, channel) = host.pending.remove(at);
+                let decision = match step.byte(2) % 3 {
+                    0 => Decision::Grant(Access::Write),
+                    1 => Decision::Grant(Access::Read),
+                    _ => Decision::Deny,
+                };
+                let channel = channel.as_deref();
+                self.router
+                    .authorized(conn, ticket, channel, decision, self.now, host);
+            }
             _ => {
                 if let Some(conn) = self.slots[slot] {
                     if !host.backpressured.remove(&conn) {
@@ -330,6 +360,9 @@ impl Fuzz {
         for slot in 0..SLOTS {
             self.close(slot);
         }
+        // Paths kept warm after their last client stop once their time runs out.
+        self.now += Duration::from_secs(86_400);
+        self.router.expire(self.now, &mut self.host);
         loop {
             let host = &mut self.host;
             if let Some(path) = host.starting.pop() {
@@ -355,7 +388,11 @@ fuzz_target!(|data: &[u8]| {
         fragment_size: FRAGMENT_SIZES[usize::from(setup.byte(0) >> 1) % FRAGMENT_SIZES.len()],
         has_factory: setup.byte(0) & 1 == 1,
         message_id: Box::new(move || format!("{:016}", ids.next().unwrap_or_default())),
-        limits: Limits::default(),
+        limits: Limits {
+            authorizing: setup.byte(0) & 16 != 0,
+            max_clients_per_path: (setup.byte(0) & 32 != 0).then_some(2),
+            max_messages_per_second: (setup.byte(0) & 64 != 0).then_some(50.0),
+        },
         keep_warm: Duration::from_millis(u64::from(setup.byte(2)) * 20),
     };
     let mut fuzz = Fuzz {
