@@ -241,9 +241,13 @@ const parseStrictly = (text) => {
     assert.notEqual(family.type, 'UNTYPED', family.name);
     assert.notEqual(family.help, '', family.name);
     for (const sample of family.metrics) {
+      // It gives a labelled histogram (Node's GC one) its buckets only.
       const numbers =
         family.type == 'HISTOGRAM'
-          ? [...Object.values(sample.buckets), sample.count, sample.sum]
+          ? [
+              ...Object.values(sample.buckets),
+              ...(sample.count === undefined ? [] : [sample.count, sample.sum]),
+            ]
           : [sample.value];
       for (const number of numbers) {
         assert.ok(
