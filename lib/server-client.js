@@ -190,11 +190,11 @@ export const createServerClients = ({
     return entry.stopping;
   };
 
-  // The hub hands a path's server client no more messages until it reports those it has
-  // settled: applied, and saved by the saves they scheduled on the path's persister. Meanwhile
-  // the path's messages wait in the hub, merged where they can be, instead of queueing a save
-  // each here when the persister is slower than the clients. The synchronizer's own schedule is
-  // not waited for: its loads can wait on a client's answer, which would then wait behind them.
+  // The hub hands a path's server client no more diffs until it reports those it has settled:
+  // applied, and saved by the saves they scheduled on the path's persister. Meanwhile the path's
+  // diffs wait in the hub, merged where they can be, instead of queueing a save each here when
+  // the persister is slower than the clients. The synchronizer's own schedule is not waited for:
+  // its loads can wait on a client's answer.
   const settling = new Map();
   const settle = async (key) => {
     try {

@@ -59,10 +59,10 @@ struct State {
     cluster: ClusterState,
 }
 
-/// The most server-client messages waiting for JS, queued or held for a busy server client,
-/// before the sockets feeding them stop being read (TCP then pushes back on their clients)
-/// instead of the queue growing without bound: a few turns of JS work, enough to keep it busy,
-/// little enough to bound memory and latency.
+/// The most server-client messages waiting for JS before the sockets feeding them stop being
+/// read (TCP then pushes back on their clients) instead of the queue growing without bound: a few
+/// turns of JS work, enough to keep it busy, little enough to bound memory and latency. What waits
+/// in the server inbox has a bound of its own, per path.
 const MAX_BACKLOG: Backlog = Backlog {
     messages: 256,
     bytes: MAX_PAYLOAD_BYTES,
@@ -127,8 +127,7 @@ impl JsQueue {
     }
 
     fn is_full(&self) -> bool {
-        let total = self.server_backlog();
-        total.messages >= MAX_BACKLOG.messages || total.bytes >= MAX_BACKLOG.bytes
+        self.backlog.reaches(MAX_BACKLOG)
     }
 }
 

@@ -1,18 +1,22 @@
 //! What waits for each path's server client while it works. A server client that is handed its
-//! clients' messages faster than it settles them (TinyBase's persister queues a save per change)
+//! clients' changes faster than it settles them (TinyBase's persister queues a save per change)
 //! would grow its queues without bound. So a path whose server client has been handed messages
-//! gets no more until it reports them settled; meanwhile its messages wait here, consecutive
-//! `ContentDiff`s merged into one, and count towards the backlog that holds back the sockets
-//! feeding JS.
+//! gets no more `ContentDiff`s until it reports them settled; meanwhile they wait here,
+//! consecutive ones merged into one. Any other message for the server client (a request, an
+//! answer) goes on at once, after the diffs that waited before it. A path holds at most
+//! [`PATH_LIMIT`] that way: past it, what waits is handed over anyway, as if the server client
+//! were free, so a persister that hangs costs what it would in TinyBase instead of holding up the
+//! sockets that feed it, and with them every other path.
 //!
-//! Only the server client's own messages and the stop that follows them wait: everything else a
-//! path makes (client ids, JS-plane sends) goes on in order, since nothing of it depends on
-//! the server client's store.
+//! Only the server client's diffs and the stop that follows them wait: everything else a path
+//! makes (client ids, JS-plane sends) goes on in order, since nothing of it depends on the server
+//! client's store.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sync_core::changes::PendingDiff;
+use sync_core::changes::{is_content_diff, PendingDiff};
+use sync_core::protocol::limits::MAX_PAYLOAD_BYTES;
 use sync_core::router::PathKey;
 
 use crate::event::Event;
@@ -24,7 +28,18 @@ pub struct Backlog {
     pub bytes: usize,
 }
 
+/// The most one busy path's messages wait here: a few turns of a server client's work.
+pub const PATH_LIMIT: Backlog = Backlog {
+    messages: 256,
+    bytes: MAX_PAYLOAD_BYTES,
+};
+
 impl Backlog {
+    /// Whether this is as much as `limit` allows, or more.
+    pub fn reaches(&self, limit: Backlog) -> bool {
+        self.messages >= limit.messages || self.bytes >= limit.bytes
+    }
+
     pub fn add(&mut self, other: Backlog) {
         self.messages += other.messages;
         self.bytes += other.bytes;
@@ -76,7 +91,14 @@ impl Waiting {
 pub struct ServerInbox {
     /// Paths whose server client holds messages it has not reported settled.
     busy: HashSet<PathKey>,
-    waiting: HashMap<PathKey, Vec<Waiting>>,
+    waiting: HashMap<PathKey, Parked>,
+    backlog: Backlog,
+}
+
+/// One busy path's waiting messages, oldest first.
+#[derive(Default)]
+struct Parked {
+    messages: Vec<Waiting>,
     backlog: Backlog,
 }
 
@@ -91,7 +113,14 @@ impl ServerInbox {
     pub fn route(&mut self, event: Event, events: &mut Vec<Event>) {
         match event {
             Event::ToServer { path, payload } if self.busy.contains(&path) => {
-                self.wait(path, payload)
+                if is_content_diff(&payload) {
+                    self.wait(path, payload, events);
+                } else {
+                    // Only diffs wait: a request or an answer goes on at once, after the diffs
+                    // that came before it.
+                    self.release(path, events);
+                    events.push(Event::ToServer { path, payload });
+                }
             }
             Event::ToServer { path, .. } => {
                 self.busy.insert(path);
@@ -115,10 +144,38 @@ impl ServerInbox {
         }
     }
 
-    fn wait(&mut self, path: PathKey, payload: String) {
-        let waiting = self.waiting.entry(path).or_default();
+    fn wait(&mut self, path: PathKey, payload: String, events: &mut Vec<Event>) {
+        let parked = self.waiting.entry(path).or_default();
+        let before = parked.backlog;
+        parked.park(payload);
+        self.backlog.remove(before);
+        self.backlog.add(parked.backlog);
+        if parked.backlog.reaches(PATH_LIMIT) {
+            self.release(path, events);
+        }
+    }
+
+    /// Moves what waits for `path` to `events`; true if there was any.
+    fn release(&mut self, path: PathKey, events: &mut Vec<Event>) -> bool {
+        let Some(parked) = self.waiting.remove(&path) else {
+            return false;
+        };
+        self.backlog.remove(parked.backlog);
+        for message in parked.messages {
+            events.push(Event::ToServer {
+                path,
+                payload: message.into_payload(),
+            });
+        }
+        true
+    }
+}
+
+impl Parked {
+    /// Adds a message, merged into the last one if both are diffs that merge.
+    fn park(&mut self, payload: String) {
         let mut message = Waiting::Unread(payload);
-        if let Some(last) = waiting.pop() {
+        if let Some(last) = self.messages.pop() {
             let now_ms = now_ms();
             let mut last = last.read(now_ms);
             if let Waiting::Diff(earlier) = &mut last {
@@ -126,38 +183,19 @@ impl ServerInbox {
                 if let Waiting::Diff(later) = &message {
                     let before = earlier.size();
                     if earlier.absorb(later) {
-                        let after = earlier.size();
-                        waiting.push(last);
-                        self.backlog.bytes = self.backlog.bytes + after - before;
+                        self.backlog.bytes = self.backlog.bytes + earlier.size() - before;
+                        self.messages.push(last);
                         return;
                     }
                 }
             }
-            waiting.push(last);
+            self.messages.push(last);
         }
         self.backlog.add(Backlog {
             messages: 1,
             bytes: message.size(),
         });
-        waiting.push(message);
-    }
-
-    /// Moves what waits for `path` to `events`; true if there was any.
-    fn release(&mut self, path: PathKey, events: &mut Vec<Event>) -> bool {
-        let Some(waiting) = self.waiting.remove(&path) else {
-            return false;
-        };
-        for message in waiting {
-            self.backlog.remove(Backlog {
-                messages: 1,
-                bytes: message.size(),
-            });
-            events.push(Event::ToServer {
-                path,
-                payload: message.into_payload(),
-            });
-        }
-        true
+        self.messages.push(message);
     }
 }
 

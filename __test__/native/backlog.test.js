@@ -142,3 +142,69 @@ test(
     );
   },
 );
+
+test(
+  "a persister that never finishes saving holds up only its own path's server client",
+  options,
+  async (t) => {
+    const MESSAGES = 400;
+    const hung = gate();
+    let hanging = false;
+    const server = await startNative(t, {
+      createPersisterForPath: (pathId) =>
+        pathId == 'stuck'
+          ? createCustomPersister(
+              createMergeableStore(),
+              async () => undefined,
+              async () => {
+                if (hanging) {
+                  await hung.promise;
+                }
+              },
+              () => 0,
+              () => 0,
+              undefined,
+              Persists.MergeableStoreOnly,
+            )
+          : undefined,
+    });
+    // Registered after startNative's own cleanup, so it runs first: the path can then stop.
+    defer(t, () => hung.open());
+    const writer = await openClient(t, server.url('stuck'));
+    const asker = await openWs(t, server.url('stuck'));
+    writer.store.setValue('ready', true);
+    await waitFor(() => server.wsServer.getClientIds('stuck').length == 2);
+
+    hanging = true;
+    // Writes that cannot merge (each a row id JS would list before the last), more than a busy
+    // server client may have waiting.
+    for (let index = 0; index < MESSAGES; index++) {
+      writer.store.setCell('rows', String(MESSAGES - index), 'n', index);
+    }
+    // Requests the server client answers whatever its persister is doing.
+    for (let index = 0; index < MESSAGES; index++) {
+      asker.send(hashesRequest(`ask-${index}`, 'S'));
+    }
+    await waitFor(
+      () =>
+        asker.messages.filter((message) => message.startsWith('S\n')).length >=
+        MESSAGES,
+      'the server client to answer every request',
+    );
+
+    // Another path relays on.
+    const from = await openWs(t, server.url('elsewhere'));
+    const to = await openWs(t, server.url('elsewhere'));
+    for (let index = 0; index < MESSAGES; index++) {
+      from.send(hashesRequest(`relay-${index}`));
+    }
+    await waitFor(
+      () => to.messages.length >= MESSAGES,
+      'every message on the other path',
+    );
+    assert.deepEqual(
+      to.messages.map(requestIdOf),
+      Array.from({length: MESSAGES}, (_, index) => `relay-${index}`),
+    );
+  },
+);

@@ -67,36 +67,65 @@ fn a_busy_server_client_is_handed_the_diffs_that_waited_as_one() {
 }
 
 #[test]
-fn other_messages_wait_in_order_and_a_stop_takes_them_first() {
+fn other_messages_go_on_after_the_diffs_before_them_and_a_stop_takes_what_waited() {
     let mut inbox = ServerInbox::default();
     let mut events = Vec::new();
     let hashes = "c2\n[\"h\",2,[1,2]]".to_owned();
-    inbox.route(to_server(1, &hashes), &mut events);
     inbox.route(to_server(1, &diff("a", 1, HLC_1)), &mut events);
+    inbox.route(to_server(1, &diff("b", 2, HLC_1)), &mut events);
+    inbox.route(to_server(1, &diff("b", 3, HLC_2)), &mut events);
+    assert_eq!(delivered(&events).len(), 1);
+    // A request does not wait: it follows the diffs that came before it, merged.
     inbox.route(to_server(1, &hashes), &mut events);
-    inbox.route(to_server(1, &diff("a", 2, HLC_2)), &mut events);
     inbox.route(
         Event::Error {
             message: "passes".to_owned(),
         },
         &mut events,
     );
-    assert_eq!(events.len(), 2);
-    assert_eq!(inbox.backlog().messages, 3);
+    inbox.route(to_server(1, &diff("c", 4, HLC_1)), &mut events);
+    assert_eq!(inbox.backlog().messages, 1);
     inbox.route(Event::StopPath { path: PathKey(1) }, &mut events);
+    let merged = format!(
+        r#"c1
+["r",3,[[{{"t":[{{"b":[{{"c":[3,"{HLC_2}"]}},"{HLC_2}"]}},"{HLC_2}"]}},"{HLC_2}"],[{{}},""],1]]"#
+    );
     assert_eq!(
         delivered(&events),
         [
-            (1, hashes.clone()),
             (1, diff("a", 1, HLC_1)),
+            (1, merged),
             (1, hashes.clone()),
-            (1, diff("a", 2, HLC_2)),
+            (1, diff("c", 4, HLC_1)),
         ]
     );
+    assert!(matches!(events[3], Event::Error { .. }));
     assert!(matches!(events.last(), Some(Event::StopPath { .. })));
     assert_eq!(inbox.backlog().messages, 0);
     // A stopped path is no longer busy.
     events.clear();
-    inbox.route(to_server(1, &hashes), &mut events);
+    inbox.route(to_server(1, &diff("d", 5, HLC_1)), &mut events);
     assert_eq!(events.len(), 1);
+}
+
+#[test]
+fn a_path_past_its_limit_is_handed_what_waited_as_if_its_server_client_were_free() {
+    let mut inbox = ServerInbox::default();
+    let mut events = Vec::new();
+    // Diffs that cannot merge: each adds a row with an index id below the last one's.
+    let write = |index: usize| diff(&(1000 - index).to_string(), 1, HLC_1);
+    inbox.route(to_server(1, &write(0)), &mut events);
+    for index in 1..PATH_LIMIT.messages {
+        inbox.route(to_server(1, &write(index)), &mut events);
+    }
+    assert_eq!(events.len(), 1);
+    assert_eq!(inbox.backlog().messages, PATH_LIMIT.messages - 1);
+    // The message that reaches the limit goes with all those before it, in order.
+    inbox.route(to_server(1, &write(PATH_LIMIT.messages)), &mut events);
+    let expected: Vec<(u64, String)> = (0..=PATH_LIMIT.messages)
+        .map(|index| (1, write(index)))
+        .collect();
+    assert_eq!(delivered(&events), expected);
+    assert_eq!(inbox.backlog().messages, 0);
+    assert_eq!(inbox.backlog().bytes, 0);
 }

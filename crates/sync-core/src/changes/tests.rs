@@ -84,6 +84,17 @@ fn what_merging_could_change_is_refused() {
     assert!(merged.absorb(&parse(r#"[[{},""],[{"b":[1],"5":[2]},""],1]"#)));
 }
 
+#[test]
+fn a_content_diff_is_told_from_its_first_two_elements() {
+    assert!(is_content_diff("c1\n[\"r\",3,[[{},\"\"],[{},\"\"],1]]"));
+    assert!(is_content_diff("c1\n [ \"a\\\"b,3\" , 3 ,[]]"));
+    assert!(is_content_diff("c1\n[null,3,[]]"));
+    assert!(!is_content_diff("c1\n[\"r\",2,[0,0]]"));
+    assert!(!is_content_diff("c1\n[\"r\",30,[]]"));
+    assert!(!is_content_diff("c1\n[\"r,3,\",0,[]]"));
+    assert!(!is_content_diff("[\"r\",3,[]]"));
+}
+
 /// A small deterministic generator, so a failing case replays.
 struct Rng(u64);
 
