@@ -99,6 +99,12 @@ pub trait Outbox {
     /// stopping), but, as TinyBase tears a socket's channels down together, the first error of
     /// their teardowns is reported once, when every one of them has settled.
     fn stop_paths(&mut self, paths: Vec<PathKey>);
+    /// A running path generation has no client left here: true if the host keeps it running
+    /// anyway (a cluster whose other nodes still have clients on it), until it answers with
+    /// [`Router::vacated`]. A lone server keeps nothing beyond `keep_warm`.
+    fn keeps(&mut self, _path: PathKey) -> bool {
+        false
+    }
     /// Delivers one whole message, `fromClientId\nmessage`, to the path's server client.
     fn to_server(&mut self, path: PathKey, payload: &str);
     /// A client of this router sent `payload` (`fromClientId\nremainder`) on `path_id` to every
@@ -817,6 +823,13 @@ impl Router {
                 Timer::Warm(key) => self.paths.cooled(key, out),
             }
         }
+    }
+
+    /// The host no longer keeps the current generation of `path_id` for others (see
+    /// [`Outbox::keeps`]): with no client here, it is kept warm or stopped as after its last
+    /// client left.
+    pub fn vacated(&mut self, path_id: &str, out: &mut impl Outbox) {
+        self.paths.vacated(path_id, &mut self.timers, out);
     }
 
     /// The next time [`Router::expire`] has something to do.

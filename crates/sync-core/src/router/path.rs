@@ -256,14 +256,40 @@ impl Paths {
             == Start::Ready {
                 server_client: true,
             };
+        if running && out.keeps(key) {
+            return Leave::Left;
+        }
         if running && !self.keep_warm.is_zero() {
-            // A window too long to tell the time of keeps the path until the server goes.
-            let until = Instant::now().checked_add(self.keep_warm);
-            timers.set(&Timer::Warm(key), &mut path.warm_until, until);
+            Self::keep_warm(path, self.keep_warm, timers);
             return Leave::Left;
         }
         path.stopping = true;
         Leave::Stopping
+    }
+
+    fn keep_warm(path: &mut Path, keep_warm: Duration, timers: &mut Timers) {
+        // A window too long to tell the time of keeps the path until the server goes.
+        let until = Instant::now().checked_add(keep_warm);
+        timers.set(&Timer::Warm(path.key), &mut path.warm_until, until);
+    }
+
+    /// The host stopped keeping the current generation of `path_id` for others: without a
+    /// client here, it is kept warm or stopped.
+    pub(super) fn vacated(&mut self, path_id: &str, timers: &mut Timers, out: &mut impl Outbox) {
+        let Some(path) = self.by_id.get(path_id).map(|key| &self.generations[key]) else {
+            return;
+        };
+        if !path.clients.is_empty() || path.stopping || path.warm_until.is_some() {
+            return;
+        }
+        let key = path.key;
+        let path = self.generations.get_mut(&key).expect("current generation");
+        if self.keep_warm.is_zero() {
+            path.stopping = true;
+            out.stop_path(key);
+        } else {
+            Self::keep_warm(path, self.keep_warm, timers);
+        }
     }
 
     /// The time a generation was kept warm ran out: it stops, unless a client came meanwhile.

@@ -32,6 +32,8 @@ struct Recorder {
     published: Vec<(String, String, String)>,
     /// Messages access control dropped, by reason.
     dropped: HashMap<Dropped, usize>,
+    /// Whether the host keeps paths running for other nodes' clients, as a cluster's holder.
+    keeps: bool,
 }
 
 impl Outbox for Recorder {
@@ -76,6 +78,10 @@ impl Outbox for Recorder {
 
     fn to_server(&mut self, path: PathKey, payload: &str) {
         self.events.push(ToServer(path.0, payload.into()));
+    }
+
+    fn keeps(&mut self, _path: PathKey) -> bool {
+        self.keeps
     }
 
     fn publish(&mut self, path_id: &str, to: &str, payload: &Payload) {
@@ -1370,4 +1376,51 @@ fn a_closing_multiplexed_socket_stops_its_channels_paths_together() {
     f.events();
     f.close(3);
     assert_eq!(f.events(), []);
+}
+
+/// Path "p" running for a host that keeps paths for other nodes, its only client here gone.
+fn kept_for_others(keep_warm: Duration) -> Fixture {
+    let mut f = Fixture::kept_warm(keep_warm);
+    f.out.keeps = true;
+    f.open(1, "p", "ka");
+    f.ready(0, true);
+    f.events();
+    f.close(1);
+    assert_eq!(f.events(), [ClientIds("p".into(), "ka".into(), -1)]);
+    f
+}
+
+#[test]
+fn a_path_kept_for_other_nodes_runs_until_vacated_and_a_returning_client_joins_it() {
+    let mut f = kept_for_others(Duration::ZERO);
+    assert_eq!(f.router.path_ids(), ["p"]);
+    assert_eq!(f.router.next_deadline(), None);
+    // Other nodes' clients still reach its server client.
+    f.router
+        .deliver_to_server("p", &format!("far\n{GET}"), &mut f.out);
+    assert_eq!(f.events(), [ToServer(0, format!("far\n{GET}"))]);
+
+    f.open(2, "p", "kb");
+    assert_eq!(f.events(), [ClientIds("p".into(), "kb".into(), 1)]);
+    // Vacated while a client is here again: nothing stops.
+    f.router.vacated("p", &mut f.out);
+    assert_eq!(f.events(), []);
+
+    f.close(2);
+    f.events();
+    f.router.vacated("p", &mut f.out);
+    assert_eq!(f.events(), [Stop(0)]);
+    f.router.vacated("p", &mut f.out);
+    assert_eq!(f.events(), []);
+}
+
+#[test]
+fn a_vacated_path_is_then_kept_warm() {
+    let mut f = kept_for_others(WARM);
+    assert_eq!(f.router.next_deadline(), None);
+    f.router.vacated("p", &mut f.out);
+    assert_eq!(f.events(), []);
+    let warm_until = f.router.next_deadline().unwrap();
+    f.router.expire(warm_until, &mut f.out);
+    assert_eq!(f.events(), [Stop(0)]);
 }
