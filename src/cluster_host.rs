@@ -67,6 +67,12 @@ impl cluster::Host for ClusterHost {
         }
     }
 
+    fn vacated(&self, path_id: &str) {
+        if let Some(hub) = self.hub() {
+            hub.vacated(path_id);
+        }
+    }
+
     fn to_server(&self, path_id: &str, payload: &str) {
         if let Some(hub) = self.hub() {
             hub.to_server_from_elsewhere(path_id, payload);
@@ -137,6 +143,18 @@ impl Clustered<'_> {
                 false
             }
             None => true,
+        }
+    }
+
+    /// This node's last client left `path`: while it holds the path, it keeps the server
+    /// client running for the other nodes' clients until none has any.
+    pub(crate) fn keeps(&mut self, path: PathKey) -> bool {
+        match self.state.roles.get(&path) {
+            Some((path_id, Role::Holder { .. })) => {
+                self.link.vacant_here(path_id);
+                true
+            }
+            _ => false,
         }
     }
 

@@ -331,6 +331,12 @@ impl Outbox for Effects<'_> {
         }
     }
 
+    fn keeps(&mut self, path: PathKey) -> bool {
+        self.cluster
+            .as_mut()
+            .is_some_and(|cluster| cluster.keeps(path))
+    }
+
     fn stop_paths(&mut self, paths: Vec<PathKey>) {
         let paths: Vec<PathKey> = match self.cluster.as_mut() {
             // Only those whose server client JS runs: as for one path.
@@ -750,6 +756,11 @@ impl Hub {
                 router.path_ready(path, true, effects);
             }
         });
+    }
+
+    /// No other node has clients on `path_id`, which this node kept for them.
+    pub(crate) fn vacated(&self, path_id: &str) {
+        self.off_js_thread(|router, effects| router.vacated(path_id, effects));
     }
 
     /// A message for the server client of `path_id`, run here, from another node's client.

@@ -12,9 +12,11 @@ import {createFilePersister} from 'tinybase/persisters/persister-file';
 import {
   TEST_TIMEOUT_MS,
   defer,
+  openClient,
   plain,
   waitFor,
   waitForEqual,
+  withTimeout,
 } from '../support/harness.js';
 import {
   openClients,
@@ -49,28 +51,34 @@ const waitForPersisted = async (file, expected) => {
   }
 };
 
+// Three nodes persisting into one directory, two clients of path 'doc' on each, synced.
+const startSynced = async (t) => {
+  const redis = await startRedis(t);
+  const dir = await mkdtemp(join(tmpdir(), 'tinybase-cluster-'));
+  defer(t, () => rm(dir, {recursive: true, force: true}));
+  const file = join(dir, 'doc.json');
+  const nodes = [];
+  for (let index = 0; index < 3; index++) {
+    nodes.push(await startPersistedNode(t, redis, dir));
+  }
+  const clients = await openClients(t, nodes, 'doc');
+  clients.forEach(({store}, index) =>
+    store.setCell('pets', `pet${index}`, 'by', index),
+  );
+  const first = {
+    pets: Object.fromEntries(clients.map((_, i) => [`pet${i}`, {by: i}])),
+  };
+  for (const [index, {store}] of clients.entries()) {
+    await waitForEqual(() => store.getTables(), first, `store ${index}`);
+  }
+  return {redis, file, nodes, clients, first};
+};
+
 test(
   'a persisted path is loaded and saved by one node, and moves when it is killed',
   options,
   async (t) => {
-    const redis = await startRedis(t);
-    const dir = await mkdtemp(join(tmpdir(), 'tinybase-cluster-'));
-    defer(t, () => rm(dir, {recursive: true, force: true}));
-    const file = join(dir, 'doc.json');
-    const nodes = [];
-    for (let index = 0; index < 3; index++) {
-      nodes.push(await startPersistedNode(t, redis, dir));
-    }
-    const clients = await openClients(t, nodes, 'doc');
-    clients.forEach(({store}, index) =>
-      store.setCell('pets', `pet${index}`, 'by', index),
-    );
-    const first = {
-      pets: Object.fromEntries(clients.map((_, i) => [`pet${i}`, {by: i}])),
-    };
-    for (const [index, {store}] of clients.entries()) {
-      await waitForEqual(() => store.getTables(), first, `store ${index}`);
-    }
+    const {redis, file, nodes, clients, first} = await startSynced(t);
     await waitForPersisted(file, first);
 
     const stats = await Promise.all(nodes.map((node) => node.stats()));
@@ -156,6 +164,69 @@ test(
             from == 'S' && message == 0 && requestId?.startsWith('q'),
         ),
       'the server client to answer from the other node',
+    );
+  },
+);
+
+test(
+  'the holder keeps a path while another node has clients, and stops it with the last one',
+  options,
+  async (t) => {
+    const {redis, file, nodes, clients, first} = await startSynced(t);
+    const stats = await Promise.all(nodes.map((node) => node.stats()));
+    const holder = stats.findIndex(({factoryCalls}) => factoryCalls > 0);
+    const onNode = (node) => clients.slice(node * 2, node * 2 + 2);
+    const close = async (leaving) => {
+      for (const {synchronizer, webSocket, closed} of leaving) {
+        await synchronizer.destroy();
+        webSocket.close();
+        await withTimeout(closed, 'a client to close');
+      }
+    };
+
+    // The holder's own clients leave; the others' keep syncing through its server client.
+    await close(onNode(holder));
+    const staying = clients.filter(
+      (_, index) => Math.floor(index / 2) != holder,
+    );
+    staying.forEach(({store}, index) =>
+      store.setCell('later', `w${index}`, 'n', index),
+    );
+    const second = {
+      ...first,
+      later: Object.fromEntries(staying.map((_, n) => [`w${n}`, {n}])),
+    };
+    for (const [index, {store}] of staying.entries()) {
+      await waitForEqual(() => store.getTables(), second, `staying ${index}`);
+    }
+    await waitForPersisted(file, second);
+    // A late client of another node is answered by the same server client, loaded once.
+    const late = await openClient(
+      t,
+      nodes[(holder + 1) % nodes.length].url('doc'),
+    );
+    await waitForEqual(() => late.store.getTables(), second, 'a late client');
+    const kept = await Promise.all(nodes.map((node) => node.stats()));
+    assert.deepEqual(
+      kept.map(({factoryCalls}) => factoryCalls),
+      stats.map(({factoryCalls}) => factoryCalls),
+    );
+    assert.deepEqual(
+      kept.map(({stops}) => stops),
+      [0, 0, 0],
+    );
+
+    // The last clients of the cluster leave: the holder saves and stops the path, once.
+    await close([...staying, late]);
+    await waitFor(
+      async () => (await nodes[holder].stats()).stops > 0,
+      'the holder to stop the path',
+    );
+    await waitForPersisted(file, second);
+    const stopped = await Promise.all(nodes.map((node) => node.stats()));
+    assert.deepEqual(
+      stopped.map(({factoryCalls, stops}) => [factoryCalls, stops]),
+      stats.map(({factoryCalls}) => [factoryCalls, factoryCalls]),
     );
   },
 );

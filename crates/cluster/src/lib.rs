@@ -7,12 +7,14 @@
 //! its clients exactly as it delivers its own clients' messages. Local delivery never waits on
 //! Redis: publishing only queues for the link's task. After Redis comes back, every path is
 //! healed by a resync the servers drive ([`resync`]). A persisted path's server client runs on
-//! the one node holding the path's lease ([`lease`]); the others route its traffic there.
+//! the one node holding the path's lease ([`lease`]); the others route its traffic there. The
+//! holder keeps it running while any node has clients on the path ([`presence`]).
 
 mod envelope;
 mod lease;
 mod link;
 mod node;
+mod presence;
 mod resync;
 
 use std::collections::{HashMap, HashSet};
@@ -53,6 +55,9 @@ pub trait Host: Send + Sync + 'static {
     /// A whole message (`from\nmessage`) for the server client of `path_id`, which this node
     /// holds, from a client of another node.
     fn to_server(&self, path_id: &str, payload: &str);
+    /// No other node has clients on `path_id`, which this node holds and was told has none
+    /// here either ([`Cluster::vacant_here`]): its server client may stop.
+    fn vacated(&self, path_id: &str);
 }
 
 /// How to reach the cluster.
@@ -66,7 +71,8 @@ pub struct Config {
 }
 
 /// Redis channel and key names of one cluster: `{prefix}:path:{pathId}` for a path's channel,
-/// `{prefix}:owner:{pathId}` and `{prefix}:epoch:{pathId}` for its lease. A prefix has no `:`,
+/// `{prefix}:owner:{pathId}` and `{prefix}:epoch:{pathId}` for its lease,
+/// `{prefix}:presence:{pathId}` for the nodes with clients on it. A prefix has no `:`,
 /// so names of two different prefixes never coincide.
 #[derive(Debug, Clone)]
 pub(crate) struct Names {
@@ -92,6 +98,10 @@ impl Names {
             owner: format!("{}:owner:{path_id}", self.prefix),
             epoch: format!("{}:epoch:{path_id}", self.prefix),
         }
+    }
+
+    pub(crate) fn presence(&self, path_id: &str) -> String {
+        format!("{}:presence:{path_id}", self.prefix)
     }
 
     pub(crate) fn path(&self, path_id: &str) -> String {
@@ -137,6 +147,8 @@ impl Cluster {
             wanted: HashSet::new(),
             reported: false,
             leases: lease::Leases::new(node.to_string()),
+            presence: presence::Presence::new(node.to_string()),
+            vacant: HashSet::new(),
             held: HashMap::new(),
             watched: HashMap::new(),
             epochs: HashMap::new(),
@@ -194,6 +206,12 @@ impl Cluster {
         });
     }
 
+    /// The last client here left `path_id`, which this node holds: [`Host::vacated`] follows
+    /// once no other node has clients on it either.
+    pub fn vacant_here(&self, path_id: &str) {
+        let _ = self.commands.send(Command::VacantHere(path_id.to_owned()));
+    }
+
     /// Generation `key` of `path_id` stopped its server client: its lease goes to whoever has
     /// clients on the path.
     pub fn release(&self, path_id: &str, key: u64) {
@@ -245,6 +263,7 @@ mod tests {
             fn hold(&self, _: &str, _: u64, _: u64) {}
             fn elsewhere(&self, _: &str, _: u64) {}
             fn to_server(&self, _: &str, _: &str) {}
+            fn vacated(&self, _: &str) {}
         }
         let config = |url: &str| Config {
             url: url.to_owned(),

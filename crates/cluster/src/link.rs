@@ -3,7 +3,8 @@
 //! goes away it reports that once, keeps absorbing commands (dropping what it cannot publish),
 //! reconnects with backoff, listens again to every path the node has clients on, and asks every
 //! node to resync those paths. It also takes, renews and releases the leases of persisted paths
-//! (see [`crate::lease`]), and takes over a path whose holder's lease expired.
+//! (see [`crate::lease`]), takes over a path whose holder's lease expired, and keeps this
+//! node's presence on its paths fresh (see [`crate::presence`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -20,6 +21,7 @@ use tokio::time::{interval, sleep, timeout, MissedTickBehavior};
 use crate::envelope::{self, Envelope};
 use crate::lease::{self, Leases};
 use crate::node::NodeId;
+use crate::presence::Presence;
 use crate::{Host, Names};
 
 /// Between attempts to reach Redis: short at first, so a restart heals quickly, and never so
@@ -41,6 +43,7 @@ pub(crate) enum Command {
     Publish { path_id: String, bytes: Vec<u8> },
     Acquire { path_id: String, key: u64 },
     Release { path_id: String, key: u64 },
+    VacantHere(String),
 }
 
 /// A persisted path whose server client this node runs.
@@ -94,6 +97,9 @@ pub(crate) struct Link {
     /// An outage was reported and Redis has not answered since.
     pub(crate) reported: bool,
     pub(crate) leases: Leases,
+    pub(crate) presence: Presence,
+    /// Held paths with no client here: the server client stops once no other node has any.
+    pub(crate) vacant: HashSet<String>,
     /// Persisted paths whose server client this node runs.
     pub(crate) held: HashMap<String, Hold>,
     /// Persisted paths with clients here whose lease another node holds, by generation: taken
@@ -103,8 +109,9 @@ pub(crate) struct Link {
     pub(crate) epochs: HashMap<String, u64>,
     /// Watched paths whose holder said it let go: tried at once.
     pub(crate) retry: Vec<String>,
-    /// Expired leases of watched paths are not taken before this: after Redis comes back
-    /// (perhaps empty), their holders get a lease's time to take them again first.
+    /// Expired leases of watched paths are not taken, nor vacant paths let go, before this:
+    /// after Redis comes back (perhaps empty), their holders get a lease's time to take them
+    /// again first, and other nodes to mark their presence again.
     pub(crate) watch_from: Instant,
 }
 
@@ -304,9 +311,14 @@ impl Link {
             Command::Listen(path_id) => {
                 flush(pipeline, session, &self.metrics).await?;
                 let channel = self.names.path(&path_id);
+                let presence = self.names.presence(&path_id);
                 if self.wanted.insert(path_id) {
                     session.subscriber.subscribe(channel).await?;
                 }
+                // Before this node asks for the lease, so a holder about to stop sees it.
+                self.presence
+                    .mark(&mut session.publisher, &[presence])
+                    .await?;
             }
             Command::Acquire { path_id, key } => {
                 flush(pipeline, session, &self.metrics).await?;
@@ -340,14 +352,22 @@ impl Link {
                         .ignore();
                 }
             }
+            Command::VacantHere(path_id) => {
+                self.vacant.insert(path_id);
+            }
             Command::Unlisten(path_id) => {
                 flush(pipeline, session, &self.metrics).await?;
                 self.watched.remove(&path_id);
                 self.epochs.remove(&path_id);
+                self.vacant.remove(&path_id);
                 if self.wanted.remove(&path_id) {
                     session
                         .subscriber
                         .unsubscribe(self.names.path(&path_id))
+                        .await?;
+                    let presence = self.names.presence(&path_id);
+                    self.presence
+                        .leave(&mut session.publisher, &presence)
                         .await?;
                 }
             }
@@ -449,6 +469,37 @@ impl Link {
                 self.take_over(&path_id, session).await?;
             }
         }
+        self.tend_presence(session).await
+    }
+
+    /// Refreshes this node's presence on its paths, and lets go of the held paths that no node
+    /// has clients on any more.
+    async fn tend_presence(&mut self, session: &mut Session) -> Result<(), RedisError> {
+        let keys: Vec<String> = self
+            .wanted
+            .iter()
+            .map(|path_id| self.names.presence(path_id))
+            .collect();
+        self.presence.mark(&mut session.publisher, &keys).await?;
+        // After Redis comes back (perhaps empty), the other nodes get an entry's time to mark
+        // their presence again before it counts as gone.
+        if Instant::now() < self.watch_from {
+            return Ok(());
+        }
+        let vacant: Vec<String> = self.vacant.iter().cloned().collect();
+        for path_id in vacant {
+            let key = self.names.presence(&path_id);
+            let held = self.held.contains_key(&path_id);
+            if !held
+                || !self
+                    .presence
+                    .elsewhere(&mut session.publisher, &key)
+                    .await?
+            {
+                self.vacant.remove(&path_id);
+                self.host.vacated(&path_id);
+            }
+        }
         Ok(())
     }
 
@@ -462,7 +513,11 @@ impl Link {
             Command::Unlisten(path_id) => {
                 self.watched.remove(&path_id);
                 self.epochs.remove(&path_id);
+                self.vacant.remove(&path_id);
                 self.wanted.remove(&path_id);
+            }
+            Command::VacantHere(path_id) => {
+                self.vacant.insert(path_id);
             }
             Command::Acquire { path_id, key } => match self.held.get_mut(&path_id) {
                 Some(hold) => {
