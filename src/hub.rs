@@ -209,7 +209,7 @@ impl PlaneInput<'_> {
                 }
             }
             PlaneInput::Closed { conn, code, reason } => {
-                router.close(conn, effects);
+                router.close(conn, Instant::now(), effects);
                 effects.conns.remove(&conn);
                 effects.mirrored.remove(&conn);
                 effects.events.push(Event::Closed {
@@ -669,7 +669,7 @@ impl Hub {
     pub fn close_js(&self, conn: ConnId, code: u16) -> Vec<Event> {
         self.metrics.closed(PlaneLabel::Js, code);
         self.on_js_thread(|router, effects| {
-            router.close(conn, effects);
+            router.close(conn, Instant::now(), effects);
             effects.conns.remove(&conn);
         })
     }
@@ -703,7 +703,7 @@ impl Hub {
     }
 
     pub fn path_failed(&self, path: PathKey) -> Vec<Event> {
-        self.on_js_thread(|router, effects| router.path_failed(path, effects))
+        self.on_js_thread(|router, effects| router.path_failed(path, Instant::now(), effects))
     }
 
     pub fn factory_called(&self, path: PathKey) -> Vec<Event> {
@@ -760,7 +760,7 @@ impl Hub {
 
     /// No other node has clients on `path_id`, which this node kept for them.
     pub(crate) fn vacated(&self, path_id: &str) {
-        self.off_js_thread(|router, effects| router.vacated(path_id, effects));
+        self.off_js_thread(|router, effects| router.vacated(path_id, Instant::now(), effects));
     }
 
     /// A message for the server client of `path_id`, run here, from another node's client.

@@ -255,7 +255,7 @@ impl Router {
             return self.invalidate(conn, SyncError::Overflow(Overflow::Socket), out);
         }
         match multiplex::parse(payload) {
-            Envelope::Control(control) => self.control(conn, control, out),
+            Envelope::Control(control) => self.control(conn, control, now, out),
             Envelope::Channel {
                 channel_id,
                 payload,
@@ -329,7 +329,7 @@ impl Router {
 
     /// Hello, subscribe and unsubscribe on a multiplexed socket; before a hello, the others are
     /// ignored, as TinyBase ignores them.
-    fn control(&mut self, conn: ConnId, control: Control, out: &mut impl Outbox) {
+    fn control(&mut self, conn: ConnId, control: Control, now: Instant, out: &mut impl Outbox) {
         let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -373,6 +373,7 @@ impl Router {
                     let left = self.paths.leave(
                         channel.path,
                         &state.client_id,
+                        now,
                         &mut self.sockets,
                         &mut self.timers,
                         out,
@@ -428,11 +429,23 @@ impl Router {
         }
     }
 
-    /// A client leaves generation `key`; the host tears it down if it was the last client.
-    fn leave(&mut self, key: PathKey, client_id: &str, out: &mut impl Outbox) -> Leave {
-        let left = self
-            .paths
-            .leave(key, client_id, &mut self.sockets, &mut self.timers, out);
+    /// A client leaves generation `key` at `now`; the host tears it down if it was the last
+    /// client.
+    fn leave(
+        &mut self,
+        key: PathKey,
+        client_id: &str,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) -> Leave {
+        let left = self.paths.leave(
+            key,
+            client_id,
+            now,
+            &mut self.sockets,
+            &mut self.timers,
+            out,
+        );
         if left == Leave::Stopping {
             out.stop_path(key);
         }
@@ -529,8 +542,8 @@ impl Router {
         }
     }
 
-    /// `conn` is gone, closed by either side: its clients leave their paths.
-    pub fn close(&mut self, conn: ConnId, out: &mut impl Outbox) {
+    /// `conn` is gone at `now`, closed by either side: its clients leave their paths.
+    pub fn close(&mut self, conn: ConnId, now: Instant, out: &mut impl Outbox) {
         let Some(state) = self.conns.remove(&conn) else {
             return;
         };
@@ -543,7 +556,7 @@ impl Router {
             }
             Kind::Legacy(mut legacy) => {
                 legacy.decoder.clear(&mut legacy.budget, &mut self.timers);
-                self.leave(legacy.path, client_id, out);
+                self.leave(legacy.path, client_id, now, out);
             }
             Kind::Multiplexed(mut mux) => {
                 mux.clear_decoders(&mut self.timers);
@@ -557,6 +570,7 @@ impl Router {
                     let left = self.paths.leave(
                         channel.path,
                         client_id,
+                        now,
                         &mut self.sockets,
                         &mut self.timers,
                         out,
@@ -707,8 +721,9 @@ impl Router {
         }
     }
 
-    /// Starting `path` failed (already reported by the host): its clients leave the path.
-    pub fn path_failed(&mut self, key: PathKey, out: &mut impl Outbox) {
+    /// Starting `path` failed (already reported by the host) at `now`: its clients leave the
+    /// path.
+    pub fn path_failed(&mut self, key: PathKey, now: Instant, out: &mut impl Outbox) {
         self.factory_called(key, out);
         let Some(path) = self.paths.get(key) else {
             return;
@@ -722,7 +737,7 @@ impl Router {
             .map(|(id, client)| (id.clone(), client.clone()))
             .collect();
         for (client_id, client) in clients {
-            let left = self.leave(key, &client_id, out);
+            let left = self.leave(key, &client_id, now, out);
             let Some(channel) = client.channel else {
                 continue;
             };
@@ -826,10 +841,10 @@ impl Router {
     }
 
     /// The host no longer keeps the current generation of `path_id` for others (see
-    /// [`Outbox::keeps`]): with no client here, it is kept warm or stopped as after its last
-    /// client left.
-    pub fn vacated(&mut self, path_id: &str, out: &mut impl Outbox) {
-        self.paths.vacated(path_id, &mut self.timers, out);
+    /// [`Outbox::keeps`]) as of `now`: with no client here, it is kept warm or stopped as after
+    /// its last client left.
+    pub fn vacated(&mut self, path_id: &str, now: Instant, out: &mut impl Outbox) {
+        self.paths.vacated(path_id, now, &mut self.timers, out);
     }
 
     /// The next time [`Router::expire`] has something to do.

@@ -223,6 +223,7 @@ impl Paths {
         &mut self,
         key: PathKey,
         client_id: &str,
+        now: Instant,
         sockets: &mut SocketHolds,
         timers: &mut Timers,
         out: &mut impl Outbox,
@@ -260,22 +261,28 @@ impl Paths {
             return Leave::Left;
         }
         if running && !self.keep_warm.is_zero() {
-            Self::keep_warm(path, self.keep_warm, timers);
+            Self::keep_warm(path, self.keep_warm, now, timers);
             return Leave::Left;
         }
         path.stopping = true;
         Leave::Stopping
     }
 
-    fn keep_warm(path: &mut Path, keep_warm: Duration, timers: &mut Timers) {
+    fn keep_warm(path: &mut Path, keep_warm: Duration, now: Instant, timers: &mut Timers) {
         // A window too long to tell the time of keeps the path until the server goes.
-        let until = Instant::now().checked_add(keep_warm);
+        let until = now.checked_add(keep_warm);
         timers.set(&Timer::Warm(path.key), &mut path.warm_until, until);
     }
 
-    /// The host stopped keeping the current generation of `path_id` for others: without a
-    /// client here, it is kept warm or stopped.
-    pub(super) fn vacated(&mut self, path_id: &str, timers: &mut Timers, out: &mut impl Outbox) {
+    /// The host stopped keeping the current generation of `path_id` for others at `now`: without
+    /// a client here, it is kept warm or stopped.
+    pub(super) fn vacated(
+        &mut self,
+        path_id: &str,
+        now: Instant,
+        timers: &mut Timers,
+        out: &mut impl Outbox,
+    ) {
         let Some(path) = self.by_id.get(path_id).map(|key| &self.generations[key]) else {
             return;
         };
@@ -288,7 +295,7 @@ impl Paths {
             path.stopping = true;
             out.stop_path(key);
         } else {
-            Self::keep_warm(path, self.keep_warm, timers);
+            Self::keep_warm(path, self.keep_warm, now, timers);
         }
     }
 

@@ -192,7 +192,18 @@ impl Fixture {
     }
 
     fn close(&mut self, conn: u64) {
-        self.router.close(ConnId(conn), &mut self.out);
+        let (now, out) = (self.now, &mut self.out);
+        self.router.close(ConnId(conn), now, out);
+    }
+
+    fn path_failed(&mut self, path: u64) {
+        let (now, out) = (self.now, &mut self.out);
+        self.router.path_failed(PathKey(path), now, out);
+    }
+
+    fn vacated(&mut self, path_id: &str) {
+        let (now, out) = (self.now, &mut self.out);
+        self.router.vacated(path_id, now, out);
     }
 
     fn hello(&mut self, conn: u64) {
@@ -631,7 +642,7 @@ fn a_stopping_path_is_replaced_by_a_new_generation_and_late_results_are_ignored(
     );
     f.router.path_stopped(PathKey(0), &mut f.out);
     f.ready(0, true);
-    f.router.path_failed(PathKey(0), &mut f.out);
+    f.path_failed(0);
     f.router.server_send(PathKey(0), None, GET, &mut f.out);
     f.router.path_stopped(PathKey(1), &mut f.out);
     assert_eq!(f.events(), []);
@@ -677,7 +688,7 @@ fn a_failed_start_removes_its_clients_and_stops_the_path() {
     f.open(2, "p", "kb");
     f.receive(1, &format!("\n{GET}"));
     f.events();
-    f.router.path_failed(PathKey(0), &mut f.out);
+    f.path_failed(0);
     assert_eq!(
         f.events(),
         [
@@ -983,7 +994,7 @@ fn a_failed_channel_is_unsubscribed_once_its_client_has_left() {
     f.factory_called(0);
     f.open(2, "a", "kl");
     f.events();
-    f.router.path_failed(PathKey(0), &mut f.out);
+    f.path_failed(0);
     assert_eq!(
         f.events(),
         [
@@ -1010,7 +1021,7 @@ fn the_last_failed_channel_stays_subscribed_until_its_path_is_torn_down() {
     f.subscribe(1, "a");
     f.factory_called(0);
     f.events();
-    f.router.path_failed(PathKey(0), &mut f.out);
+    f.path_failed(0);
     assert_eq!(
         f.events(),
         [ClientIds("a".into(), "km".into(), -1), Stop(0)]
@@ -1197,7 +1208,7 @@ fn a_running_path_is_kept_warm_and_a_returning_client_joins_it_without_a_start()
     assert_eq!(f.events(), [ClientIds("p".into(), "ka".into(), -1)]);
     assert_eq!(f.router.path_ids(), ["p"]);
     let warm_until = f.router.next_deadline().unwrap();
-    assert!(warm_until >= f.now + WARM);
+    assert_eq!(warm_until, f.now + WARM);
 
     f.open(2, "p", "kb");
     assert_eq!(f.events(), [ClientIds("p".into(), "kb".into(), 1)]);
@@ -1234,6 +1245,41 @@ fn a_warm_path_stops_when_its_time_runs_out_and_the_next_client_starts_it_anew()
             ClientIds("p".into(), "kb".into(), 1)
         ]
     );
+}
+
+/// Far enough from the real clock that a window timed by it rather than by the host shows.
+const AHEAD: Duration = Duration::from_secs(24 * 60 * 60);
+const TICK: Duration = Duration::from_millis(1);
+
+#[test]
+fn a_warm_window_is_timed_by_the_hosts_clock() {
+    let mut f = Fixture::kept_warm(WARM);
+    f.open(1, "p", "ka");
+    f.open_multiplexed(2, "", "km");
+    f.hello(2);
+    f.subscribe(2, "q");
+    f.factory_called(1);
+    f.ready(0, true);
+    f.ready(1, true);
+    f.events();
+    f.now += AHEAD;
+    let p_left = f.now;
+    f.close(1);
+    f.now += Duration::from_secs(10);
+    let q_left = f.now;
+    f.unsubscribe(2, "q");
+    f.events();
+
+    assert_eq!(f.router.next_deadline(), Some(p_left + WARM));
+    f.router.expire(p_left + WARM - TICK, &mut f.out);
+    assert_eq!(f.events(), []);
+    f.router.expire(p_left + WARM, &mut f.out);
+    assert_eq!(f.events(), [Stop(0)]);
+    assert_eq!(f.router.next_deadline(), Some(q_left + WARM));
+    f.router.expire(q_left + WARM - TICK, &mut f.out);
+    assert_eq!(f.events(), []);
+    f.router.expire(q_left + WARM, &mut f.out);
+    assert_eq!(f.events(), [Stop(1)]);
 }
 
 #[test]
@@ -1403,14 +1449,14 @@ fn a_path_kept_for_other_nodes_runs_until_vacated_and_a_returning_client_joins_i
     f.open(2, "p", "kb");
     assert_eq!(f.events(), [ClientIds("p".into(), "kb".into(), 1)]);
     // Vacated while a client is here again: nothing stops.
-    f.router.vacated("p", &mut f.out);
+    f.vacated("p");
     assert_eq!(f.events(), []);
 
     f.close(2);
     f.events();
-    f.router.vacated("p", &mut f.out);
+    f.vacated("p");
     assert_eq!(f.events(), [Stop(0)]);
-    f.router.vacated("p", &mut f.out);
+    f.vacated("p");
     assert_eq!(f.events(), []);
 }
 
@@ -1418,9 +1464,12 @@ fn a_path_kept_for_other_nodes_runs_until_vacated_and_a_returning_client_joins_i
 fn a_vacated_path_is_then_kept_warm() {
     let mut f = kept_for_others(WARM);
     assert_eq!(f.router.next_deadline(), None);
-    f.router.vacated("p", &mut f.out);
+    f.now += AHEAD;
+    f.vacated("p");
     assert_eq!(f.events(), []);
-    let warm_until = f.router.next_deadline().unwrap();
-    f.router.expire(warm_until, &mut f.out);
+    assert_eq!(f.router.next_deadline(), Some(f.now + WARM));
+    f.router.expire(f.now + WARM - TICK, &mut f.out);
+    assert_eq!(f.events(), []);
+    f.router.expire(f.now + WARM, &mut f.out);
     assert_eq!(f.events(), [Stop(0)]);
 }
