@@ -236,7 +236,7 @@ impl Fuzz {
     fn close(&mut self, slot: usize) {
         if let Some(conn) = self.slots[slot].take() {
             self.host.open.remove(&conn);
-            self.router.close(conn, &mut self.host);
+            self.router.close(conn, self.now, &mut self.host);
         }
     }
 
@@ -295,7 +295,7 @@ impl Fuzz {
                     return;
                 };
                 let path = host.starting.remove(at);
-                self.router.path_failed(path, host);
+                self.router.path_failed(path, self.now, host);
             }
             7 => {
                 let Some(at) = pick(&host.stopping) else {
@@ -366,7 +366,7 @@ impl Fuzz {
         loop {
             let host = &mut self.host;
             if let Some(path) = host.starting.pop() {
-                self.router.path_failed(path, host);
+                self.router.path_failed(path, self.now, host);
             } else if let Some(path) = host.stopping.pop() {
                 host.server_clients.retain(|&key| key != path);
                 self.router.path_stopped(path, host);
