@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import {randomBytes} from 'node:crypto';
 import test from 'node:test';
 import {WebSocket} from 'ws';
 import {
@@ -12,6 +13,7 @@ import {
   waitForEqual,
   withTimeout,
 } from './support/harness.js';
+import {name as implementation} from './support/implementation.js';
 
 const options = {timeout: TEST_TIMEOUT_MS};
 const HLC = 'P7LPBu2----yFh3x';
@@ -254,6 +256,86 @@ test(
     );
   },
 );
+
+// A client's Close frame (masked) carrying `code`, written past the client's own framing, which
+// refuses to send a code like these.
+const rawClose = (code) => {
+  const payload = Buffer.alloc(2);
+  payload.writeUInt16BE(code);
+  const mask = randomBytes(4);
+  const masked = payload.map((byte, index) => byte ^ mask[index]);
+  return Buffer.concat([Buffer.from([0x88, 0x80 | 2]), mask, masked]);
+};
+
+// The client options that put the server's side of a connection on each plane of the native
+// server: a socket that negotiates permessage-deflate stays in JS, one that does not is taken over.
+const PLANES = {
+  native: {perMessageDeflate: false},
+  js: {perMessageDeflate: true},
+};
+
+for (const [plane, clientOptions] of Object.entries(PLANES)) {
+  test(
+    `${plane} plane: a Close with a status ws refuses fails the connection as ws does`,
+    options,
+    async (t) => {
+      const server = await startServer(t, {
+        options: {perMessageDeflate: true},
+      });
+      const getConnectionPlane =
+        implementation === 'native'
+          ? (await import('../index.js')).getConnectionPlane
+          : undefined;
+      const serverSides = [];
+      server.webSocketServer.on('connection', (webSocket) => {
+        const side = {plane: getConnectionPlane?.(webSocket)?.plane};
+        webSocket.on('close', (code, reason) => {
+          side.closed = {code, reason: reason.toString()};
+        });
+        serverSides.push(side);
+      });
+      for (const code of [999, 1004, 1005, 1006, 1015, 2999, 5000]) {
+        await t.test(String(code), async (st) => {
+          const path = `close${code}`;
+          const before = server.errors.length;
+          const sender = await openRaw(st, server, path, {
+            options: clientOptions,
+          });
+          const side = serverSides.at(-1);
+          if (getConnectionPlane) {
+            assert.equal(side.plane, plane);
+          }
+          sender.webSocket._socket.write(rawClose(code));
+          assert.deepEqual(
+            await withTimeout(sender.closed, 'sender to be closed'),
+            {code: 1002, reason: ''},
+          );
+          await waitFor(
+            () => server.errors.length > before,
+            'the socket error to be reported',
+          );
+          const [error, ...more] = server.errors.slice(before);
+          assert.deepEqual(more, []);
+          assert.ok(error instanceof RangeError);
+          assert.equal(error.code, 'WS_ERR_INVALID_CLOSE_CODE');
+          assert.equal(
+            error.message,
+            `Invalid WebSocket frame: invalid status code ${code}`,
+          );
+          await waitFor(
+            () => side.closed !== undefined,
+            "the server's side to close",
+          );
+          assert.deepEqual(side.closed, {code: 1006, reason: ''});
+          await waitFor(
+            () => server.wsServer.getClientIds(path).length === 0,
+            'sender to leave the path',
+          );
+        });
+      }
+    },
+  );
+}
 
 test(
   'a payload of exactly 16 MiB is size-checked as allowed',

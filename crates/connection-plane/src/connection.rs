@@ -150,7 +150,7 @@ impl std::error::Error for InvalidCloseCode {}
 /// (reserved), 1005 and 1006 (which only stand for an absent status), 1015 (TLS failure, never
 /// sent), and the registered and private ranges. Anything else makes ws fail the connection with
 /// `WS_ERR_INVALID_CLOSE_CODE`.
-fn is_sendable(code: u16) -> bool {
+pub(crate) fn is_sendable(code: u16) -> bool {
     matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 

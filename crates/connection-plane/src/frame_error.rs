@@ -8,6 +8,8 @@ use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode;
 use tokio_tungstenite::tungstenite::Error as WsError;
 
+use crate::close_code::RefusedCloseCode;
+
 const PROTOCOL_ERROR: u16 = 1002;
 const INVALID_PAYLOAD: u16 = 1007;
 
@@ -91,6 +93,11 @@ impl FrameError {
                 }
                 _ => return None,
             },
+            // The read side failed the read in tungstenite's place (see `close_code`).
+            WsError::Io(error) => {
+                let code = error.get_ref()?.downcast_ref::<RefusedCloseCode>()?;
+                FrameError::protocol("WS_ERR_INVALID_CLOSE_CODE", code)
+            }
             _ => return None,
         };
         Some(error)
@@ -233,6 +240,23 @@ mod tests {
             "invalid payload length 1",
             1002,
         );
+    }
+
+    #[test]
+    fn a_close_status_ws_refuses_is_1002_with_ws_code() {
+        let refused = io::Error::new(io::ErrorKind::InvalidData, RefusedCloseCode(1005));
+        let error = FrameError::from_read(&WsError::Io(refused)).expect("a frame error");
+        assert_eq!(
+            error,
+            FrameError {
+                code: "WS_ERR_INVALID_CLOSE_CODE",
+                message: "Invalid WebSocket frame: invalid status code 1005".to_owned(),
+                status: 1002,
+                range_error: true,
+            }
+        );
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert_eq!(FrameError::from_read(&WsError::Io(reset)), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! [`Inbound`], and it writes what the hub queues on a [`Connection`], batching every frame that is
 //! due into one write per wake-up. Nothing here touches N-API, so all of it runs under `cargo test`.
 
+mod close_code;
 mod commands;
 mod connection;
 #[cfg(unix)]

@@ -57,9 +57,9 @@ where
     let _queue = CloseQueue(shared.clone());
     let served = AssertUnwindSafe(async move {
         let config = Some(plane.config);
-        let ws =
-            WebSocketStream::from_partially_read(Wire::new(stream), head, Role::Server, config)
-                .await;
+        let mut wire = Wire::new(stream);
+        let head = wire.check_head(head);
+        let ws = WebSocketStream::from_partially_read(wire, head, Role::Server, config).await;
         let session = Session {
             conn,
             inbound,
@@ -106,7 +106,7 @@ impl Exit {
         if let WsError::Capacity(_) = error {
             return Exit::TooLarge;
         }
-        // Anything else (I/O errors, a reset) leaves no one to tell.
+        // Anything else (a lost connection, a reset) leaves no one to tell.
         FrameError::from_read(&error).map_or(Exit::Lost, Exit::Rejected)
     }
 }

@@ -8,6 +8,9 @@
 //! a large payload is queued by reference (one broadcast is shared by all its recipients, never
 //! copied), small frames are gathered so a burst of them still goes out in one write, and what the
 //! kernel takes is only ever skipped over, never moved.
+//!
+//! The peer's bytes pass through it too, on their way to tungstenite, to be checked for a Close
+//! whose status ws refuses (see [`crate::close_code`]).
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -17,6 +20,8 @@ use std::task::{ready, Context, Poll};
 use sync_core::router::Payload;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::Bytes;
+
+use crate::close_code::{CloseCheck, Refusal, RefusedCloseCode};
 
 /// Payloads up to this size are copied into the gather buffer: cheaper than a chunk, and an
 /// iovec, of their own.
@@ -75,6 +80,9 @@ pub(crate) struct Wire<S> {
     /// A written chunk's buffer, kept for the next one while a backlog lasts: a slow reader's
     /// backlog then cycles through the same few buffers instead of fresh memory for each.
     spare: Vec<u8>,
+    check: CloseCheck,
+    /// A Close ws refuses was held back: the next read fails with it.
+    refused: Option<RefusedCloseCode>,
 }
 
 impl<S> Wire<S> {
@@ -87,7 +95,18 @@ impl<S> Wire<S> {
             gathered: 0,
             released: 0,
             spare: Vec::new(),
+            check: CloseCheck::default(),
+            refused: None,
         }
+    }
+
+    /// Checks the bytes read before the socket came here, and returns those tungstenite may read.
+    pub(crate) fn check_head(&mut self, mut head: Vec<u8>) -> Vec<u8> {
+        if let Some(Refusal { readable, code }) = self.check.scan(&head) {
+            head.truncate(readable);
+            self.refused = Some(code);
+        }
+        head
     }
 
     /// Queues an unmasked, final text frame carrying `payload`.
@@ -200,7 +219,21 @@ impl<S: AsyncRead + Unpin> AsyncRead for Wire<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        if let Some(code) = self.refused.take() {
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, code)));
+        }
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+        let Some(Refusal { readable, code }) = self.check.scan(&buf.filled()[before..]) else {
+            return Poll::Ready(Ok(()));
+        };
+        buf.set_filled(before + readable);
+        if readable == 0 {
+            // Nothing to hand on: an empty read would be taken for the end of the stream.
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, code)));
+        }
+        self.refused = Some(code);
+        Poll::Ready(Ok(()))
     }
 }
 

@@ -520,6 +520,95 @@ async fn a_reserved_opcode_is_reported_and_closed_with_1002() {
 }
 
 #[tokio::test]
+async fn a_close_status_ws_refuses_is_reported_and_answered_with_1002() {
+    for (index, code) in [999u16, 1005, 1006, 1015, 2999, 5000]
+        .into_iter()
+        .enumerate()
+    {
+        let mut payload = code.to_be_bytes().to_vec();
+        payload.extend_from_slice(b"why");
+        expect_rejected(
+            &masked(0x88, &payload),
+            ConnId(30 + index as u64),
+            "WS_ERR_INVALID_CLOSE_CODE",
+            &format!("Invalid WebSocket frame: invalid status code {code}"),
+            1002,
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_close_status_ws_refuses_read_with_the_upgrade_is_reported_too() {
+    let plane = plane();
+    let server = Server::bind().await;
+    let (inbound, mut events) = recorder();
+    let (mut client, mut upgraded) = server.connect().await;
+    client.send(text("first")).await.unwrap();
+    send_raw(&mut client, &masked(0x88, &1015u16.to_be_bytes())).await;
+    // Both frames, 2 + 4 + 5 and 2 + 4 + 2 bytes, are in the head the plane is handed.
+    upgraded.read_until(19).await;
+    let _conn = upgraded.adopt(&plane, ConnId(36), inbound);
+
+    assert_eq!(
+        events.next().await,
+        Event::Message(ConnId(36), "first".to_owned())
+    );
+    match events.next().await {
+        Event::FrameError(ConnId(36), error) => assert_eq!(
+            (error.code, error.message.as_str()),
+            (
+                "WS_ERR_INVALID_CLOSE_CODE",
+                "Invalid WebSocket frame: invalid status code 1015"
+            )
+        ),
+        other => panic!("expected a frame error, got {other:?}"),
+    }
+    let received = read_to_end(&mut client).await;
+    assert_eq!(close_of(&received), Some((1002, String::new())));
+    drop(client);
+    assert_eq!(
+        events.next().await,
+        Event::Closed(ConnId(36), 1006, String::new())
+    );
+    plane.shutdown();
+}
+
+#[tokio::test]
+async fn a_reply_to_our_close_with_a_status_ws_refuses_is_reported() {
+    let plane = plane();
+    let server = Server::bind().await;
+    let (inbound, mut events) = recorder();
+    let (mut client, upgraded) = server.connect().await;
+    let conn = upgraded.adopt(&plane, ConnId(37), inbound);
+
+    conn.close(4004, "going").unwrap();
+    let mut byte = [0];
+    tokio::time::timeout(PATIENCE, client.get_ref().peek(&mut byte))
+        .await
+        .expect("our Close never came")
+        .unwrap();
+    send_raw(&mut client, &masked(0x88, &1006u16.to_be_bytes())).await;
+
+    match events.next().await {
+        Event::FrameError(ConnId(37), error) => {
+            assert_eq!(error.code, "WS_ERR_INVALID_CLOSE_CODE")
+        }
+        other => panic!("expected a frame error, got {other:?}"),
+    }
+    // ws sends nothing more either: its Close is out already.
+    let received = read_to_end(&mut client).await;
+    assert_eq!(close_of(&received), Some((4004, "going".to_owned())));
+    assert_eq!(received.len(), 1);
+    drop(client);
+    assert_eq!(
+        events.next().await,
+        Event::Closed(ConnId(37), 1006, String::new())
+    );
+    plane.shutdown();
+}
+
+#[tokio::test]
 async fn a_frame_error_while_our_close_is_under_way_is_still_reported() {
     let plane = plane();
     let server = Server::bind().await;

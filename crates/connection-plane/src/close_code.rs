@@ -1,0 +1,311 @@
+//! The status of the peer's Close, checked as ws checks it. ws fails a connection whose peer
+//! closes with a status it may not send (1005, 1006, 1015, anything outside 1000–1014 and
+//! 3000–4999): it answers 1002 and emits an error. tungstenite instead swaps such a status for
+//! 1002 and takes the Close as given, so the status is gone before the session sees it. The read
+//! side therefore follows the frames the peer sends, and holds back the last byte of such a Close
+//! so that tungstenite never reads it whole; the read fails with [`RefusedCloseCode`] instead.
+
+use std::fmt;
+
+use crate::connection::is_sendable;
+
+const CLOSE: u8 = 0x8;
+const FIN: u8 = 0x80;
+const RSV: u8 = 0x70;
+const MASK: u8 = 0x80;
+/// A control frame's payload is at most this long.
+const MAX_CONTROL_PAYLOAD: u64 = 125;
+/// The longest frame header: two bytes, a 64-bit length and the mask.
+const MAX_HEADER: usize = 14;
+
+/// The peer closed with a status ws refuses; carried as the error of the failed read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RefusedCloseCode(pub(crate) u16);
+
+impl fmt::Display for RefusedCloseCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid status code {}", self.0)
+    }
+}
+
+impl std::error::Error for RefusedCloseCode {}
+
+/// A Close ws refuses, found in bytes just read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    /// How many of those bytes tungstenite may still read: all before the Close's last byte.
+    pub(crate) readable: usize,
+    pub(crate) code: RefusedCloseCode,
+}
+
+/// Where the peer's byte stream stands, frame by frame.
+#[derive(Debug)]
+enum State {
+    Header {
+        bytes: [u8; MAX_HEADER],
+        len: usize,
+    },
+    /// Within the payload of a frame other than a Close.
+    Skip {
+        left: u64,
+    },
+    /// Within a Close's payload, whose first two bytes are its status.
+    Close {
+        mask: [u8; 4],
+        read: usize,
+        len: usize,
+        status: [u8; 2],
+    },
+    /// Past the peer's first Close, or a frame tungstenite rejects by its header alone: nothing
+    /// after it is ever taken as a frame.
+    Done,
+}
+
+impl State {
+    fn header() -> Self {
+        State::Header {
+            bytes: [0; MAX_HEADER],
+            len: 0,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct CloseCheck {
+    state: State,
+}
+
+impl Default for CloseCheck {
+    fn default() -> Self {
+        CloseCheck {
+            state: State::header(),
+        }
+    }
+}
+
+impl CloseCheck {
+    /// Follows `bytes`, the next ones the peer sent.
+    pub(crate) fn scan(&mut self, bytes: &[u8]) -> Option<Refusal> {
+        let mut at = 0;
+        while at < bytes.len() {
+            match &mut self.state {
+                State::Done => return None,
+                State::Skip { left } => {
+                    let skipped = (*left).min((bytes.len() - at) as u64);
+                    *left -= skipped;
+                    // No more than what is left of `bytes`, so it fits a usize.
+                    at += skipped as usize;
+                    if *left == 0 {
+                        self.state = State::header();
+                    }
+                }
+                State::Header { bytes: header, len } => {
+                    header[*len] = bytes[at];
+                    *len += 1;
+                    at += 1;
+                    if header_len(&header[..*len]) == Some(*len) {
+                        self.state = after_header(&header[..*len]);
+                    }
+                }
+                State::Close {
+                    mask,
+                    read,
+                    len,
+                    status,
+                } => {
+                    if let Some(byte) = status.get_mut(*read) {
+                        *byte = bytes[at] ^ mask[*read];
+                    }
+                    *read += 1;
+                    at += 1;
+                    if read == len {
+                        let code = u16::from_be_bytes(*status);
+                        self.state = State::Done;
+                        if !is_sendable(code) {
+                            return Some(Refusal {
+                                readable: at - 1,
+                                code: RefusedCloseCode(code),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+/// The length of the header that begins with `header`, once its first two bytes tell.
+fn header_len(header: &[u8]) -> Option<usize> {
+    let second = *header.get(1)?;
+    let length = match second & 0x7f {
+        126 => 2,
+        127 => 8,
+        _ => 0,
+    };
+    let mask = if second & MASK != 0 { 4 } else { 0 };
+    Some(2 + length + mask)
+}
+
+fn after_header(header: &[u8]) -> State {
+    let (first, second) = (header[0], header[1]);
+    let (length, rest) = match second & 0x7f {
+        126 => (u64::from(u16::from_be_bytes([header[2], header[3]])), 4),
+        127 => {
+            let mut length = [0; 8];
+            length.copy_from_slice(&header[2..10]);
+            (u64::from_be_bytes(length), 10)
+        }
+        length => (u64::from(length), 2),
+    };
+    if first & 0x0f != CLOSE {
+        return match length {
+            0 => State::header(),
+            left => State::Skip { left },
+        };
+    }
+    // A Close without a status carries none to check; one tungstenite rejects for its framing
+    // (the same frames ws rejects first) or for a one-byte payload is reported from there.
+    let framed = first & FIN != 0 && first & RSV == 0 && second & MASK != 0;
+    if !framed || !(2..=MAX_CONTROL_PAYLOAD).contains(&length) {
+        return State::Done;
+    }
+    let mut mask = [0; 4];
+    mask.copy_from_slice(&header[rest..rest + 4]);
+    State::Close {
+        mask,
+        read: 0,
+        // At most 125.
+        len: length as usize,
+        status: [0; 2],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A client frame masked with `mask`.
+    fn frame(first: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+        let mut frame = vec![first];
+        match payload.len() {
+            len @ 0..=125 => frame.push(0x80 | len as u8),
+            len @ 126..=0xffff => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(len as u16).to_be_bytes());
+            }
+            len => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&(len as u64).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&mask);
+        frame.extend(
+            payload
+                .iter()
+                .enumerate()
+                .map(|(index, byte)| byte ^ mask[index % 4]),
+        );
+        frame
+    }
+
+    fn close(code: u16, reason: &str) -> Vec<u8> {
+        let mut payload = code.to_be_bytes().to_vec();
+        payload.extend_from_slice(reason.as_bytes());
+        frame(0x88, &payload, [0x12, 0x34, 0x56, 0x78])
+    }
+
+    fn refusal(readable: usize, code: u16) -> Option<Refusal> {
+        Some(Refusal {
+            readable,
+            code: RefusedCloseCode(code),
+        })
+    }
+
+    #[test]
+    fn the_codes_ws_refuses_are_found_at_the_closes_last_byte() {
+        for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, u16::MAX] {
+            let bytes = close(code, "why");
+            assert_eq!(
+                CloseCheck::default().scan(&bytes),
+                refusal(bytes.len() - 1, code),
+                "{code}"
+            );
+        }
+        for code in [1000, 1001, 1002, 1003, 1007, 1011, 1014, 3000, 4999] {
+            assert_eq!(
+                CloseCheck::default().scan(&close(code, "ok")),
+                None,
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn frames_before_the_close_are_skipped_however_the_bytes_are_split() {
+        let mut bytes = frame(0x81, b"hello", [1, 2, 3, 4]);
+        bytes.extend(frame(0x89, b"", [0; 4]));
+        bytes.extend(frame(0x82, &[7; 300], [5, 6, 7, 8]));
+        bytes.extend(frame(0x01, &vec![b'x'; 70_000], [0; 4]));
+        bytes.extend(frame(0x80, b"end", [0; 4]));
+        let start = bytes.len();
+        bytes.extend(close(5000, "no"));
+        assert_eq!(
+            CloseCheck::default().scan(&bytes),
+            refusal(bytes.len() - 1, 5000)
+        );
+
+        // One byte at a time: only the Close's last byte is held back.
+        let mut check = CloseCheck::default();
+        for (index, byte) in bytes.iter().enumerate() {
+            let found = check.scan(std::slice::from_ref(byte));
+            if index == bytes.len() - 1 {
+                assert_eq!(found, refusal(0, 5000));
+            } else {
+                assert_eq!(found, None, "at {index}");
+            }
+        }
+        // Split inside the Close's header.
+        let mut check = CloseCheck::default();
+        assert_eq!(check.scan(&bytes[..start + 1]), None);
+        assert_eq!(
+            check.scan(&bytes[start + 1..]),
+            refusal(bytes.len() - start - 2, 5000)
+        );
+    }
+
+    #[test]
+    fn nothing_after_the_first_close_is_checked() {
+        let mut bytes = close(1000, "");
+        bytes.extend(close(999, ""));
+        assert_eq!(CloseCheck::default().scan(&bytes), None);
+        // Without a status: nothing to refuse.
+        let mut bytes = frame(0x88, b"", [0; 4]);
+        bytes.extend(close(999, ""));
+        assert_eq!(CloseCheck::default().scan(&bytes), None);
+    }
+
+    #[test]
+    fn a_close_tungstenite_rejects_by_its_framing_is_left_to_it() {
+        let code = 999u16.to_be_bytes();
+        // Unmasked, fragmented, with a reserved bit, too long, one byte long.
+        let unmasked = [0x88, 0x02, code[0], code[1]];
+        assert_eq!(CloseCheck::default().scan(&unmasked), None);
+        for first in [0x08, 0xC8] {
+            assert_eq!(
+                CloseCheck::default().scan(&frame(first, &code, [0; 4])),
+                None
+            );
+        }
+        let mut long = code.to_vec();
+        long.resize(126, b'x');
+        assert_eq!(
+            CloseCheck::default().scan(&frame(0x88, &long, [0; 4])),
+            None
+        );
+        assert_eq!(
+            CloseCheck::default().scan(&frame(0x88, &code[..1], [0; 4])),
+            None
+        );
+    }
+}
