@@ -6,7 +6,12 @@ import type {
   createWsServer as createTinyBaseWsServer,
   WsServer,
 } from 'tinybase/synchronizers/synchronizer-ws-server';
+import type {
+  createWsServerSimple as createTinyBaseWsServerSimple,
+  WsServerSimple,
+} from 'tinybase/synchronizers/synchronizer-ws-server-simple';
 
+export type {WsServerSimple} from 'tinybase/synchronizers/synchronizer-ws-server-simple';
 export type {
   ClientIdsListener,
   PathIdsListener,
@@ -77,6 +82,15 @@ export type ClusterOptions = {
  */
 export declare const createWsServer: WithNativeOptions<
   typeof createTinyBaseWsServer
+>;
+
+/**
+ * TinyBase's relay-only createWsServerSimple, and the same with this package's
+ * options as a second argument (`keepPathSeconds` has no effect: a simple
+ * server persists nothing).
+ */
+export declare const createWsServerSimple: WithNativeOptions<
+  typeof createTinyBaseWsServerSimple
 >;
 
 /**
@@ -153,11 +167,11 @@ export type MetricFamily = {
 };
 
 /**
- * Every metric of a server made by this package's createWsServer, as it stands now: the relay's
+ * Every metric of a server made by this package, as it stands now: the relay's
  * counters, read without pausing it, and the JS thread's event-loop delay.
  */
 export declare function getMetrics(
-  wsServer: WsServer,
+  wsServer: WsServer | WsServerSimple,
   options?: MetricsOptions,
 ): MetricFamily[];
 
@@ -166,7 +180,7 @@ export declare function getMetrics(
  * returns a function that unregisters them.
  */
 export declare function registerMetrics(
-  wsServer: WsServer,
+  wsServer: WsServer | WsServerSimple,
   registry: Pick<Registry, 'registerMetric' | 'removeSingleMetric'>,
   options?: MetricsOptions,
 ): () => void;

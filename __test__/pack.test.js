@@ -53,6 +53,8 @@ test(
       'bin/tinybase-ws-server.js',
       'with-schemas/index.js',
       'with-schemas/index.d.ts',
+      'simple/index.js',
+      'simple/index.d.ts',
     ]) {
       assert.ok(files.includes(file), `${file} is packed: ${files}`);
     }
@@ -99,6 +101,38 @@ test(
       ${uses}`,
       ),
       expected,
+    );
+    // TinyBase's simple server, from its own subpath, relays between real clients
+    // on the native plane.
+    assert.equal(
+      await run(
+        process.execPath,
+        [
+          'sync-and-destroy.js',
+          `${packageJson.name}/simple`,
+          'createWsServerSimple',
+        ],
+        project,
+      ),
+      'converged\n',
+    );
+    assert.equal(
+      await nodeEval(
+        project,
+        `import {once} from 'node:events';
+      import {WebSocket, WebSocketServer} from 'ws';
+      import {createWsServerSimple, getPlaneStats} from 'tinybase-ws-server-native';
+      const webSocketServer = new WebSocketServer({host: '127.0.0.1', port: 0});
+      await once(webSocketServer, 'listening');
+      const simple = createWsServerSimple(webSocketServer);
+      const client = new WebSocket('ws://127.0.0.1:' + webSocketServer.address().port + '/p');
+      await once(client, 'open');
+      console.log(JSON.stringify(getPlaneStats(simple).native));
+      client.terminate();
+      await simple.destroy();`,
+        'module',
+      ),
+      '{"opened":1,"open":1}\n',
     );
     // prom-client comes with the package, for the command's /metrics.
     assert.equal(

@@ -1,8 +1,12 @@
 // The one switch between the two servers under test: every test imports
-// createWsServer from here, so the same assertions pin TinyBase's own server
-// (the specification) and check the native one against it.
+// createWsServer (and createWsServerSimple) from here, so the same assertions
+// pin TinyBase's own servers (the specification) and check the native ones
+// against them.
 const IMPLEMENTATIONS = {
-  reference: () => import('tinybase/synchronizers/synchronizer-ws-server'),
+  reference: async () => ({
+    ...(await import('tinybase/synchronizers/synchronizer-ws-server')),
+    ...(await import('tinybase/synchronizers/synchronizer-ws-server-simple')),
+  }),
   native: () => import('../../index.js'),
 };
 
@@ -14,4 +18,5 @@ if (!Object.hasOwn(IMPLEMENTATIONS, name)) {
   );
 }
 
-export const {createWsServer} = await IMPLEMENTATIONS[name]();
+export const {createWsServer, createWsServerSimple} =
+  await IMPLEMENTATIONS[name]();

@@ -6,6 +6,7 @@ import {createFilePersister} from 'tinybase/persisters/persister-file';
 import {Registry} from 'prom-client';
 import {
   createWsServer,
+  createWsServerSimple,
   getConnectionPlane,
   getMetrics,
   getPlaneStats,
@@ -17,7 +18,9 @@ import {
   type NativeOptions,
   type PlaneStats,
   type WsServer,
+  type WsServerSimple,
 } from 'tinybase-ws-server-native';
+import {createWsServerSimple as createSimpleFromSubpath} from 'tinybase-ws-server-native/simple';
 import {
   createWsServer as createWsServerWithSchemas,
   getMetrics as getMetricsWithSchemas,
@@ -96,5 +99,14 @@ webSocketServer.on('connection', (webSocket) => {
 const families: MetricFamily[] = getMetrics(withOptions, {prefix: 'app_'});
 const unregister: () => void = registerMetrics(withOptions, new Registry());
 getMetricsWithSchemas(withSchemas);
+
+// The simple server takes the same options second, and is watched the same way.
+const simple: WsServerSimple = createWsServerSimple(webSocketServer, {
+  heartbeatSeconds: 5,
+  maxClientsPerPath: 10,
+});
+createSimpleFromSubpath(webSocketServer);
+getPlaneStats(simple);
+getMetrics(simple);
 
 export {withOptions, nativeOpen, keptForTls, families, unregister};

@@ -40,6 +40,12 @@ const COPIES = [
     'tinybase/synchronizers/synchronizer-ws-server/with-schemas',
     'tinybase-ws-server-native/with-schemas',
   ],
+  [
+    'tinybase-simple.ts',
+    'native-simple.ts',
+    'tinybase/synchronizers/synchronizer-ws-server-simple',
+    'tinybase-ws-server-native/simple',
+  ],
 ];
 
 for (const [original, copy, from, to] of COPIES) {

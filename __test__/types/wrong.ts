@@ -9,6 +9,7 @@ import {
   getMetrics,
   registerMetrics,
 } from 'tinybase-ws-server-native';
+import {createWsServerSimple} from 'tinybase-ws-server-native/simple';
 import {createWsServer as createWsServerWithSchemas} from 'tinybase-ws-server-native/with-schemas';
 import {createMergeableStore as createSchematizedStore} from 'tinybase/with-schemas';
 import {
@@ -58,5 +59,9 @@ createWsServerWithSchemas<Schemas, FilePersister<Schemas>>(
 getMetrics(webSocketServer); // wrong
 registerMetrics(server, {}); // wrong
 getMetrics(server, {prefix: 1}); // wrong
+
+createWsServerSimple(); // wrong
+createWsServerSimple(webSocketServer, {heartbeatSeconds: 'often'}); // wrong
+createWsServerSimple(webSocketServer).getPathIds(); // wrong
 
 export {paths, destroyed};
