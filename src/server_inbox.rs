@@ -127,13 +127,24 @@ impl ServerInbox {
                 events.push(event);
             }
             Event::StopPath { path } => {
-                // The server client takes what is due to it before it stops, busy or not.
-                self.release(path, events);
-                self.busy.remove(&path);
+                self.stopping(path, events);
+                events.push(event);
+            }
+            Event::StopPaths { ref paths } => {
+                for path in paths {
+                    self.stopping(*path, events);
+                }
                 events.push(event);
             }
             event => events.push(event),
         }
+    }
+
+    /// A server client takes what is due to it before it stops, busy or not: what waited would
+    /// otherwise reach a path already gone, and its changes would never be saved.
+    fn stopping(&mut self, path: PathKey, events: &mut Vec<Event>) {
+        self.release(path, events);
+        self.busy.remove(&path);
     }
 
     /// The server client of `path` settled what it was handed: what waited for it follows.

@@ -109,6 +109,40 @@ fn other_messages_go_on_after_the_diffs_before_them_and_a_stop_takes_what_waited
 }
 
 #[test]
+fn paths_stopped_together_take_what_waited_for_each_first() {
+    let mut inbox = ServerInbox::default();
+    let mut events = Vec::new();
+    for path in [1, 2, 3] {
+        inbox.route(to_server(path, &diff("a", 1, HLC_1)), &mut events);
+        inbox.route(to_server(path, &diff("b", 2, HLC_1)), &mut events);
+    }
+    assert_eq!(inbox.backlog().messages, 3);
+    events.clear();
+    // A multiplexed socket's close stops two of its paths at once.
+    inbox.route(
+        Event::StopPaths {
+            paths: vec![PathKey(1), PathKey(3)],
+        },
+        &mut events,
+    );
+    assert_eq!(
+        delivered(&events),
+        [(1, diff("b", 2, HLC_1)), (3, diff("b", 2, HLC_1))]
+    );
+    assert!(matches!(events.last(), Some(Event::StopPaths { .. })));
+    assert_eq!(inbox.backlog().messages, 1);
+    // Stopped, they are free; the path left running still waits for its server client.
+    events.clear();
+    for path in [1, 2, 3] {
+        inbox.route(to_server(path, &diff("c", 3, HLC_1)), &mut events);
+    }
+    assert_eq!(
+        delivered(&events),
+        [(1, diff("c", 3, HLC_1)), (3, diff("c", 3, HLC_1))]
+    );
+}
+
+#[test]
 fn a_path_past_its_limit_is_handed_what_waited_as_if_its_server_client_were_free() {
     let mut inbox = ServerInbox::default();
     let mut events = Vec::new();
