@@ -259,12 +259,16 @@ test(
 
 // A client's Close frame (masked) carrying `code`, written past the client's own framing, which
 // refuses to send a code like these.
-const rawClose = (code) => {
-  const payload = Buffer.alloc(2);
+const rawClose = (code, reason = '') => {
+  const payload = Buffer.concat([Buffer.alloc(2), Buffer.from(reason)]);
   payload.writeUInt16BE(code);
   const mask = randomBytes(4);
-  const masked = payload.map((byte, index) => byte ^ mask[index]);
-  return Buffer.concat([Buffer.from([0x88, 0x80 | 2]), mask, masked]);
+  const masked = payload.map((byte, index) => byte ^ mask[index % 4]);
+  return Buffer.concat([
+    Buffer.from([0x88, 0x80 | payload.length]),
+    mask,
+    masked,
+  ]);
 };
 
 // The client options that put the server's side of a connection on each plane of the native
@@ -331,6 +335,73 @@ for (const [plane, clientOptions] of Object.entries(PLANES)) {
             () => server.wsServer.getClientIds(path).length === 0,
             'sender to leave the path',
           );
+        });
+      }
+    },
+  );
+}
+
+// ws takes 1014 ("Bad Gateway") from a peer, where tungstenite would answer and report it as
+// 1002 "Protocol violation".
+for (const [plane, clientOptions] of Object.entries(PLANES)) {
+  test(
+    `${plane} plane: a Close with 1014 is answered and reported with its status and reason`,
+    options,
+    async (t) => {
+      const server = await startServer(t, {
+        options: {perMessageDeflate: true},
+      });
+      const getConnectionPlane =
+        implementation === 'native'
+          ? (await import('../index.js')).getConnectionPlane
+          : undefined;
+      const serverSides = [];
+      server.webSocketServer.on('connection', (webSocket) => {
+        const side = {
+          plane: getConnectionPlane?.(webSocket)?.plane,
+          errors: [],
+        };
+        webSocket.on('error', (error) => side.errors.push(error));
+        webSocket.on('close', (code, reason) => {
+          side.closed = {code, reason: reason.toString()};
+        });
+        serverSides.push(side);
+      });
+      const reason = 'Bad Gateway: upstream é';
+      // Written raw, the client answers the echo as a Close it did not start; sent with ws's
+      // own close(), it takes the echo as the reply.
+      const SENDS = {
+        'raw frame': (webSocket) =>
+          webSocket._socket.write(rawClose(1014, reason)),
+        'close()': (webSocket) => webSocket.close(1014, reason),
+      };
+      for (const [how, send] of Object.entries(SENDS)) {
+        await t.test(how, async (st) => {
+          const path = `close1014-${how.replace(/\W/g, '')}`;
+          const before = server.errors.length;
+          const sender = await openRaw(st, server, path, {
+            options: clientOptions,
+          });
+          const side = serverSides.at(-1);
+          if (getConnectionPlane) {
+            assert.equal(side.plane, plane);
+          }
+          send(sender.webSocket);
+          assert.deepEqual(
+            await withTimeout(sender.closed, 'sender to be closed'),
+            {code: 1014, reason},
+          );
+          await waitFor(
+            () => side.closed !== undefined,
+            "the server's side to close",
+          );
+          assert.deepEqual(side.closed, {code: 1014, reason});
+          await waitFor(
+            () => server.wsServer.getClientIds(path).length === 0,
+            'sender to leave the path',
+          );
+          assert.deepEqual(side.errors, []);
+          assert.deepEqual(server.errors.slice(before), []);
         });
       }
     },

@@ -4,8 +4,15 @@
 //! 1002 and takes the Close as given, so the status is gone before the session sees it. The read
 //! side therefore follows the frames the peer sends, and holds back the last byte of such a Close
 //! so that tungstenite never reads it whole; the read fails with [`RefusedCloseCode`] instead.
+//!
+//! tungstenite also swaps a status ws takes, 1014, for 1002, in its answer and in what it
+//! reports. The last byte of such a Close is held back too, but kept: the session answers the
+//! Close itself, with its status and reason as ws does, and only then is the byte handed on, so
+//! tungstenite reads the Close as the reply to that answer and leaves it as it is.
 
 use std::fmt;
+
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::connection::is_sendable;
 
@@ -30,12 +37,21 @@ impl fmt::Display for RefusedCloseCode {
 
 impl std::error::Error for RefusedCloseCode {}
 
-/// A Close ws refuses, found in bytes just read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Refusal {
+/// A Close whose last byte tungstenite may not read yet, found in bytes just read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Held {
     /// How many of those bytes tungstenite may still read: all before the Close's last byte.
     pub(crate) readable: usize,
-    pub(crate) code: RefusedCloseCode,
+    pub(crate) close: HeldClose,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HeldClose {
+    /// ws refuses the status: the read fails in the Close's place.
+    Refused(RefusedCloseCode),
+    /// ws takes the Close, tungstenite would answer and report it as 1002: the session answers
+    /// it with this status and reason before tungstenite reads it.
+    Answer(u16, String),
 }
 
 /// Where the peer's byte stream stands, frame by frame.
@@ -49,12 +65,12 @@ enum State {
     Skip {
         left: u64,
     },
-    /// Within a Close's payload, whose first two bytes are its status.
+    /// Within a Close's payload: its status, then its reason.
     Close {
         mask: [u8; 4],
         read: usize,
         len: usize,
-        status: [u8; 2],
+        payload: [u8; MAX_CONTROL_PAYLOAD as usize],
     },
     /// Past the peer's first Close, or a frame tungstenite rejects by its header alone: nothing
     /// after it is ever taken as a frame.
@@ -85,7 +101,7 @@ impl Default for CloseCheck {
 
 impl CloseCheck {
     /// Follows `bytes`, the next ones the peer sent.
-    pub(crate) fn scan(&mut self, bytes: &[u8]) -> Option<Refusal> {
+    pub(crate) fn scan(&mut self, bytes: &[u8]) -> Option<Held> {
         let mut at = 0;
         while at < bytes.len() {
             match &mut self.state {
@@ -111,28 +127,39 @@ impl CloseCheck {
                     mask,
                     read,
                     len,
-                    status,
+                    payload,
                 } => {
-                    if let Some(byte) = status.get_mut(*read) {
-                        *byte = bytes[at] ^ mask[*read];
-                    }
+                    payload[*read] = bytes[at] ^ mask[*read % 4];
                     *read += 1;
                     at += 1;
                     if read == len {
-                        let code = u16::from_be_bytes(*status);
+                        let close = held_close(&payload[..*len]);
                         self.state = State::Done;
-                        if !is_sendable(code) {
-                            return Some(Refusal {
-                                readable: at - 1,
-                                code: RefusedCloseCode(code),
-                            });
-                        }
+                        return close.map(|close| Held {
+                            readable: at - 1,
+                            close,
+                        });
                     }
                 }
             }
         }
         None
     }
+}
+
+/// What becomes of a Close with `payload`, two bytes or more, if tungstenite may not read it as
+/// it comes.
+fn held_close(payload: &[u8]) -> Option<HeldClose> {
+    let code = u16::from_be_bytes([payload[0], payload[1]]);
+    if !is_sendable(code) {
+        return Some(HeldClose::Refused(RefusedCloseCode(code)));
+    }
+    if CloseCode::from(code).is_allowed() {
+        return None;
+    }
+    // A reason that is not UTF-8 fails the read in tungstenite as in ws, whatever the status.
+    let reason = std::str::from_utf8(&payload[2..]).ok()?;
+    Some(HeldClose::Answer(code, reason.to_owned()))
 }
 
 /// The length of the header that begins with `header`, once its first two bytes tell.
@@ -177,7 +204,7 @@ fn after_header(header: &[u8]) -> State {
         read: 0,
         // At most 125.
         len: length as usize,
-        status: [0; 2],
+        payload: [0; MAX_CONTROL_PAYLOAD as usize],
     }
 }
 
@@ -215,10 +242,10 @@ mod tests {
         frame(0x88, &payload, [0x12, 0x34, 0x56, 0x78])
     }
 
-    fn refusal(readable: usize, code: u16) -> Option<Refusal> {
-        Some(Refusal {
+    fn refusal(readable: usize, code: u16) -> Option<Held> {
+        Some(Held {
             readable,
-            code: RefusedCloseCode(code),
+            close: HeldClose::Refused(RefusedCloseCode(code)),
         })
     }
 
@@ -232,13 +259,55 @@ mod tests {
                 "{code}"
             );
         }
-        for code in [1000, 1001, 1002, 1003, 1007, 1011, 1014, 3000, 4999] {
+        for code in [1000, 1001, 1002, 1003, 1007, 1011, 1013, 3000, 4999] {
             assert_eq!(
                 CloseCheck::default().scan(&close(code, "ok")),
                 None,
                 "{code}"
             );
         }
+    }
+
+    #[test]
+    fn a_status_ws_takes_and_tungstenite_would_swap_is_held_for_an_answer() {
+        // Of every status ws takes, 1014 is the only one tungstenite does not.
+        let answered: Vec<u16> = (0..=u16::MAX)
+            .filter(|&code| is_sendable(code) && !CloseCode::from(code).is_allowed())
+            .collect();
+        assert_eq!(answered, [1014]);
+
+        // The reason is longer than the mask, and comes in pieces.
+        let reason = "Bad Gateway: upstream é";
+        let bytes = close(1014, reason);
+        let answer = Some(Held {
+            readable: bytes.len() - 1,
+            close: HeldClose::Answer(1014, reason.to_owned()),
+        });
+        assert_eq!(CloseCheck::default().scan(&bytes), answer);
+        let mut check = CloseCheck::default();
+        assert_eq!(check.scan(&bytes[..9]), None);
+        assert_eq!(
+            check.scan(&bytes[9..]),
+            Some(Held {
+                readable: bytes.len() - 10,
+                close: HeldClose::Answer(1014, reason.to_owned()),
+            })
+        );
+        assert_eq!(
+            CloseCheck::default().scan(&close(1014, "")),
+            Some(Held {
+                readable: 7,
+                close: HeldClose::Answer(1014, String::new()),
+            })
+        );
+    }
+
+    #[test]
+    fn a_reason_that_is_not_utf8_is_left_to_tungstenite() {
+        let mut payload = 1014u16.to_be_bytes().to_vec();
+        payload.extend_from_slice(b"\xff\xfe");
+        let bytes = frame(0x88, &payload, [9, 8, 7, 6]);
+        assert_eq!(CloseCheck::default().scan(&bytes), None);
     }
 
     #[test]

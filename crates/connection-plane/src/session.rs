@@ -90,7 +90,8 @@ impl Drop for CloseQueue {
 enum Exit {
     /// Gone without a handshake worth waiting for: reported 1006.
     Lost,
-    /// The hub (or the plane's shutdown) closes it.
+    /// The hub (or the plane's shutdown) closes it, or the session answers a Close tungstenite
+    /// would swap for 1002 (see [`crate::close_code`]): the peer's Close then reads as the reply.
     Close(u16, String),
     /// The peer sent Close with this status.
     PeerClosed(u16, String),
@@ -136,7 +137,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let mut terminate = pin!(shared.terminate.notified());
         let shutdown = pin!(plane.shutting_down());
         let lost = (ABNORMAL_CLOSURE, String::new());
-        match self.open(terminate.as_mut(), shutdown).await {
+        let exit = self.open(terminate.as_mut(), shutdown).await;
+        self.ws.get_mut().pass_closes();
+        match exit {
             Exit::Lost => lost,
             Exit::Close(code, reason) => {
                 self.stop_queue();
@@ -235,6 +238,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if !self.shared.paused.load(Ordering::Acquire) {
             if let Poll::Ready(read) = Pin::new(&mut self.ws).poll_next(cx) {
                 return Poll::Ready(Wake::Read(read));
+            }
+            if let Some((code, reason)) = self.ws.get_mut().take_close_to_answer() {
+                return Poll::Ready(Wake::Close(code, reason));
             }
         }
         if let Some(beat) = beat {

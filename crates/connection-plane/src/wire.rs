@@ -10,7 +10,7 @@
 //! kernel takes is only ever skipped over, never moved.
 //!
 //! The peer's bytes pass through it too, on their way to tungstenite, to be checked for a Close
-//! whose status ws refuses (see [`crate::close_code`]).
+//! whose status ws refuses or tungstenite would swap (see [`crate::close_code`]).
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -21,7 +21,7 @@ use sync_core::router::Payload;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::Bytes;
 
-use crate::close_code::{CloseCheck, Refusal, RefusedCloseCode};
+use crate::close_code::{CloseCheck, Held, HeldClose, RefusedCloseCode};
 
 /// Payloads up to this size are copied into the gather buffer: cheaper than a chunk, and an
 /// iovec, of their own.
@@ -83,6 +83,12 @@ pub(crate) struct Wire<S> {
     check: CloseCheck,
     /// A Close ws refuses was held back: the next read fails with it.
     refused: Option<RefusedCloseCode>,
+    /// The last byte of a Close the session answers itself, handed on once it has.
+    held: Option<u8>,
+    /// That Close's status and reason, until the session takes them.
+    to_answer: Option<(u16, String)>,
+    /// The session is past the open state: tungstenite reads every Close as it comes.
+    passing: bool,
 }
 
 impl<S> Wire<S> {
@@ -97,16 +103,44 @@ impl<S> Wire<S> {
             spare: Vec::new(),
             check: CloseCheck::default(),
             refused: None,
+            held: None,
+            to_answer: None,
+            passing: false,
         }
     }
 
     /// Checks the bytes read before the socket came here, and returns those tungstenite may read.
     pub(crate) fn check_head(&mut self, mut head: Vec<u8>) -> Vec<u8> {
-        if let Some(Refusal { readable, code }) = self.check.scan(&head) {
+        if let Some(Held { readable, close }) = self.check.scan(&head) {
+            self.hold(head[readable], close);
             head.truncate(readable);
-            self.refused = Some(code);
         }
         head
+    }
+
+    /// Keeps the last byte of the peer's Close from tungstenite. Nothing after a Close is read,
+    /// so the bytes that follow it are dropped.
+    fn hold(&mut self, last: u8, close: HeldClose) {
+        match close {
+            HeldClose::Refused(code) => self.refused = Some(code),
+            HeldClose::Answer(code, reason) => {
+                self.held = Some(last);
+                self.to_answer = Some((code, reason));
+            }
+        }
+    }
+
+    /// The status and reason of a Close held back for the session to answer, once. Until the
+    /// session calls [`Wire::pass_closes`], reads wait without end: the session takes this as
+    /// soon as a read has waited, so nothing needs to wake it.
+    pub(crate) fn take_close_to_answer(&mut self) -> Option<(u16, String)> {
+        self.to_answer.take()
+    }
+
+    /// Lets tungstenite read every Close whole from now on, a held one first: it reads no more
+    /// after the peer's Close, and takes any status in the reply to its own.
+    pub(crate) fn pass_closes(&mut self) {
+        self.passing = true;
     }
 
     /// Queues an unmasked, final text frame carrying `payload`.
@@ -222,18 +256,33 @@ impl<S: AsyncRead + Unpin> AsyncRead for Wire<S> {
         if let Some(code) = self.refused.take() {
             return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, code)));
         }
+        if let Some(last) = self.held {
+            if !self.passing {
+                // Not woken: the session answers the Close first (see `take_close_to_answer`).
+                return Poll::Pending;
+            }
+            self.held = None;
+            buf.put_slice(&[last]);
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
-        let Some(Refusal { readable, code }) = self.check.scan(&buf.filled()[before..]) else {
+        let Some(Held { readable, close }) = self.check.scan(&buf.filled()[before..]) else {
             return Poll::Ready(Ok(()));
         };
-        buf.set_filled(before + readable);
-        if readable == 0 {
-            // Nothing to hand on: an empty read would be taken for the end of the stream.
-            return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, code)));
+        if self.passing && matches!(close, HeldClose::Answer(..)) {
+            return Poll::Ready(Ok(()));
         }
-        self.refused = Some(code);
-        Poll::Ready(Ok(()))
+        self.hold(buf.filled()[before + readable], close);
+        buf.set_filled(before + readable);
+        if readable > 0 {
+            return Poll::Ready(Ok(()));
+        }
+        // Nothing to hand on: an empty read would be taken for the end of the stream.
+        match self.refused.take() {
+            Some(code) => Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, code))),
+            None => Poll::Pending,
+        }
     }
 }
 
@@ -354,6 +403,70 @@ mod tests {
         fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
             Poll::Ready(Ok(()))
         }
+    }
+
+    /// A peer whose bytes arrive in the given pieces, then end.
+    struct Pieces(VecDeque<Vec<u8>>);
+
+    impl AsyncRead for Pieces {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            if let Some(piece) = self.0.pop_front() {
+                buf.put_slice(&piece);
+            }
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// One read from `wire`: the bytes it gave, or `None` while it waits.
+    fn read(wire: &mut Wire<Pieces>) -> Option<Vec<u8>> {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut bytes = [0; 64];
+        let mut buf = ReadBuf::new(&mut bytes);
+        match Pin::new(wire).poll_read(&mut cx, &mut buf) {
+            Poll::Ready(result) => {
+                result.unwrap();
+                Some(buf.filled().to_vec())
+            }
+            Poll::Pending => None,
+        }
+    }
+
+    #[test]
+    fn the_last_byte_of_a_close_to_answer_waits_until_closes_pass() {
+        // A masked Close with 1014 and "gw", the mask all zero.
+        let close = b"\x88\x84\0\0\0\0\x03\xf6gw".to_vec();
+        let (head, last) = close.split_at(close.len() - 1);
+        // The last byte comes alone, so the read that brings it has nothing to give.
+        let mut wire = Wire::new(Pieces(VecDeque::from([head.to_vec(), last.to_vec()])));
+        assert_eq!(read(&mut wire).as_deref(), Some(head));
+        assert_eq!(read(&mut wire), None);
+        assert_eq!(wire.take_close_to_answer(), Some((1014, "gw".to_owned())));
+        assert_eq!(wire.take_close_to_answer(), None);
+        assert_eq!(read(&mut wire), None);
+        wire.pass_closes();
+        assert_eq!(read(&mut wire).as_deref(), Some(last));
+        assert_eq!(read(&mut wire), Some(Vec::new()));
+
+        // In one piece, with bytes after it that are never read.
+        let mut piece = close.clone();
+        piece.extend_from_slice(b"more");
+        let mut wire = Wire::new(Pieces(VecDeque::from([piece])));
+        assert_eq!(read(&mut wire).as_deref(), Some(head));
+        assert_eq!(wire.take_close_to_answer(), Some((1014, "gw".to_owned())));
+        assert_eq!(read(&mut wire), None);
+        wire.pass_closes();
+        assert_eq!(read(&mut wire).as_deref(), Some(last));
+        assert_eq!(read(&mut wire), Some(Vec::new()));
+
+        // Once closes pass, one is read as it comes.
+        let mut wire = Wire::new(Pieces(VecDeque::from([close.clone()])));
+        wire.pass_closes();
+        assert_eq!(read(&mut wire), Some(close));
+        assert_eq!(wire.take_close_to_answer(), None);
     }
 
     fn flushed(wire: &mut Wire<Trickle>) -> bool {

@@ -608,6 +608,126 @@ async fn a_reply_to_our_close_with_a_status_ws_refuses_is_reported() {
     plane.shutdown();
 }
 
+/// ws takes 1014 from a peer, which tungstenite would answer and report as 1002 "Protocol
+/// violation": the answer echoes the peer's status and reason, after what was queued before it.
+#[tokio::test]
+async fn a_1014_close_is_answered_and_reported_with_its_status_and_reason() {
+    let plane = plane();
+    let server = Server::bind().await;
+    let (inbound, mut events) = recorder();
+    let (mut client, upgraded) = server.connect().await;
+    let conn = upgraded.adopt(&plane, ConnId(40), inbound);
+
+    for i in 0..100 {
+        conn.send(Payload::from(format!("due-{i}"))).unwrap();
+    }
+    client.send(text("before")).await.unwrap();
+    client
+        .close(Some(CloseFrame {
+            code: CloseCode::from(1014),
+            reason: "Bad Gateway é".into(),
+        }))
+        .await
+        .unwrap();
+
+    let received = read_to_end(&mut client).await;
+    let expected: Vec<String> = (0..100).map(|i| format!("due-{i}")).collect();
+    assert_eq!(texts(&received), expected);
+    assert_eq!(
+        close_of(&received),
+        Some((1014, "Bad Gateway é".to_owned()))
+    );
+    assert_eq!(
+        events.next().await,
+        Event::Message(ConnId(40), "before".to_owned())
+    );
+    assert_eq!(
+        events.next().await,
+        Event::Closed(ConnId(40), 1014, "Bad Gateway é".to_owned())
+    );
+    assert_eq!(events.so_far(), []);
+    assert_eq!(conn.buffered_amount(), 0);
+    plane.shutdown();
+}
+
+/// ws checks the status first, then the reason: 1014 passes, a reason that is not UTF-8 does not.
+#[tokio::test]
+async fn a_1014_close_whose_reason_is_not_utf8_is_reported_and_closed_with_1007() {
+    expect_rejected(
+        &masked(0x88, b"\x03\xf6\xff\xfe"),
+        ConnId(43),
+        "WS_ERR_INVALID_UTF8",
+        "Invalid WebSocket frame: invalid UTF-8 sequence",
+        1007,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_1014_close_read_with_the_upgrade_is_answered_too() {
+    use tokio::io::AsyncReadExt;
+    let plane = plane();
+    let server = Server::bind().await;
+    let (inbound, mut events) = recorder();
+    let (mut client, mut upgraded) = server.connect().await;
+    client.send(text("first")).await.unwrap();
+    send_raw(&mut client, &masked(0x88, b"\x03\xf6gw")).await;
+    // Both frames, 2 + 4 + 5 and 2 + 4 + 4 bytes, are in the head the plane is handed.
+    upgraded.read_until(21).await;
+    let _conn = upgraded.adopt(&plane, ConnId(41), inbound);
+
+    assert_eq!(
+        events.next().await,
+        Event::Message(ConnId(41), "first".to_owned())
+    );
+    assert_eq!(
+        events.next().await,
+        Event::Closed(ConnId(41), 1014, "gw".to_owned())
+    );
+    assert_eq!(events.so_far(), []);
+    // Read as bytes: the client's tungstenite, which never sent a Close of its own, would
+    // report the answer as 1002 itself.
+    let mut received = Vec::new();
+    tokio::time::timeout(PATIENCE, client.get_mut().read_to_end(&mut received))
+        .await
+        .expect("the server never hung up")
+        .unwrap();
+    assert_eq!(received, b"\x88\x04\x03\xf6gw");
+    plane.shutdown();
+}
+
+#[tokio::test]
+async fn a_reply_to_our_close_with_1014_is_reported_as_it_is() {
+    let plane = plane();
+    let server = Server::bind().await;
+    let (inbound, mut events) = recorder();
+    let (mut client, upgraded) = server.connect().await;
+    let conn = upgraded.adopt(&plane, ConnId(42), inbound);
+
+    conn.close(4004, "going").unwrap();
+    let mut byte = [0];
+    tokio::time::timeout(PATIENCE, client.get_ref().peek(&mut byte))
+        .await
+        .expect("our Close never came")
+        .unwrap();
+    client
+        .close(Some(CloseFrame {
+            code: CloseCode::from(1014),
+            reason: "gateway".into(),
+        }))
+        .await
+        .unwrap();
+
+    let received = read_to_end(&mut client).await;
+    assert_eq!(close_of(&received), Some((4004, "going".to_owned())));
+    assert_eq!(
+        events.next().await,
+        Event::Closed(ConnId(42), 1014, "gateway".to_owned())
+    );
+    assert_eq!(events.so_far(), []);
+    plane.shutdown();
+}
+
 #[tokio::test]
 async fn a_frame_error_while_our_close_is_under_way_is_still_reported() {
     let plane = plane();
