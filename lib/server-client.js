@@ -3,7 +3,11 @@
 // TinyBase, a path's new incarnation loads only once the previous one has finished saving and
 // stopping, and a stopping incarnation saves once more before its persister is destroyed (a
 // persister drops the saves still queued behind a slow one when destroyed): a client returning
-// to a path always finds what the last clients sent.
+// to a path always finds what the last clients sent. And a message for the server client waits
+// while its persister has a load pending: TinyBase's persister skips the saves asked for while it
+// loads and then replaces the store's content with what it loaded, so a change applied meanwhile
+// would be lost from both. TinyBase's file persister loads again after some of its own saves (its
+// file watcher reads the file as the next save begins), so this happens in ordinary traffic.
 
 import {createCustomSynchronizer} from 'tinybase/synchronizers';
 
@@ -39,6 +43,11 @@ const restoreUndefined = (value) => {
 
 const noop = () => {};
 
+// A persister's status while it loads.
+const LOADING = 1;
+
+const loadsOf = (persister) => persister.getStats?.().loads;
+
 const secondsSince = (start) => (performance.now() - start) / 1000;
 
 // Resolves once every promise has settled; rejects then with the first rejection to happen.
@@ -68,7 +77,9 @@ export const createServerClients = ({
   handleError,
   requestTimeoutSeconds,
 }) => {
-  // path key -> {pathId, starting, stopping, stopRequested, persister, synchronizer, receive}
+  // path key -> {pathId, starting, stopping, stopRequested, persister, synchronizer, receive,
+  // waiting, draining, loaded}: `waiting` holds the messages held back while a load is pending,
+  // `draining` hands them over, `loaded` counts the persister's loads known to have finished
   const paths = new Map();
   // pathId -> the stop of its latest incarnation, settled or not
   const lastStops = new Map();
@@ -82,6 +93,7 @@ export const createServerClients = ({
       ? persisterMaybeThen
       : [persisterMaybeThen, noop];
     entry.persister = persister;
+    entry.loaded = loadsOf(persister);
     entry.synchronizer = createCustomSynchronizer(
       persister.getStore(),
       (toClientId, requestId, message, body) =>
@@ -108,7 +120,7 @@ export const createServerClients = ({
   // Calls the persister factory before it returns, as TinyBase does before acknowledging the
   // subscription that created the path.
   const start = (key, pathId) => {
-    const entry = {pathId, stopRequested: false};
+    const entry = {pathId, stopRequested: false, waiting: []};
     const previousStop = lastStops.get(pathId);
     paths.set(key, entry);
     entry.starting = (async () => {
@@ -156,6 +168,8 @@ export const createServerClients = ({
       entry.stopRequested = true;
       entry.stopping = (async () => {
         await entry.starting;
+        // What the server client was handed is applied before the last save.
+        await entry.draining;
         const stopping = performance.now();
         let failed = false;
         let firstError;
@@ -200,6 +214,7 @@ export const createServerClients = ({
     try {
       for (let entry; (entry = paths.get(key)) && settling.get(key);) {
         settling.set(key, false);
+        await entry.draining;
         // An action scheduled now runs after everything scheduled before it. A persister that
         // is not TinyBase's own may have no schedule: it settles at once.
         if (
@@ -224,6 +239,51 @@ export const createServerClients = ({
   // the one that rejects, once all have settled.
   const stopTogether = (keys) => firstFailure(keys.map(stop));
 
+  const deliver = (entry, payload) => {
+    const separator = payload.indexOf('\n');
+    try {
+      const [requestId, message, body] = restoreUndefined(
+        JSON.parse(payload.slice(separator + 1)),
+      );
+      entry.receive(payload.slice(0, separator), requestId, message, body);
+    } catch (error) {
+      handleError(error);
+    }
+  };
+
+  // True if no load of the persister is pending: a change applied now has its save scheduled
+  // ahead of any later load, which then reads it back. A persister without a schedule or
+  // status (not TinyBase's own) is taken as it comes.
+  const quiet = ({persister, loaded}) =>
+    typeof persister?.schedule != 'function' ||
+    (persister.getStatus?.() != LOADING && loadsOf(persister) === loaded);
+
+  // Hands over what waited, in order, each once every load asked for before it has finished.
+  // Entered with something waiting while a load is pending, so it never ends synchronously.
+  const drain = async (entry) => {
+    const {persister, waiting} = entry;
+    try {
+      while (waiting.length > 0) {
+        const loads = loadsOf(persister);
+        await persister.schedule(noop);
+        entry.loaded = loads;
+        // A load's status goes back to idle only after its turn in the schedule has ended.
+        await new Promise(setImmediate);
+        while (waiting.length > 0 && quiet(entry)) {
+          deliver(entry, waiting.shift());
+        }
+      }
+    } catch (error) {
+      // Only a destroyed persister has no schedule left.
+      waiting.length = 0;
+      if (!entry.stopRequested) {
+        handleError(error);
+      }
+    } finally {
+      entry.draining = undefined;
+    }
+  };
+
   const receive = (key, payload) => {
     const idle = !settling.has(key);
     settling.set(key, true);
@@ -234,15 +294,12 @@ export const createServerClients = ({
     if (entry?.receive === undefined) {
       return;
     }
-    const separator = payload.indexOf('\n');
-    try {
-      const [requestId, message, body] = restoreUndefined(
-        JSON.parse(payload.slice(separator + 1)),
-      );
-      entry.receive(payload.slice(0, separator), requestId, message, body);
-    } catch (error) {
-      handleError(error);
+    if (entry.waiting.length == 0 && quiet(entry)) {
+      deliver(entry, payload);
+      return;
     }
+    entry.waiting.push(payload);
+    entry.draining ??= drain(entry);
   };
 
   // Resolves once every path asked to stop has stopped, including those asked meanwhile.
