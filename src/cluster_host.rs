@@ -244,7 +244,8 @@ impl Followup {
     }
 }
 
-/// A client's answer to the resync pseudo client, to hand to every other client of its path.
+/// A client's answer to the resync pseudo client, to hand to every other client of its path,
+/// the server client included.
 pub(crate) struct Offer {
     path_id: String,
     from: String,
@@ -267,9 +268,12 @@ impl Offer {
         })
     }
 
-    /// Hands the offer to this node's other clients of the path, and to every other node's.
+    /// Hands the offer to this node's other clients of the path, to every other node's, and to
+    /// the path's server client wherever it runs: it missed what the clients of other nodes sent
+    /// it meanwhile, and would not save it until something else made it compare.
     fn hand_on(self, router: &mut Router, out: &mut impl Outbox) {
         router.deliver(&self.path_id, &self.from, "", &self.payload, out);
+        router.deliver_to_server(&self.path_id, self.payload.as_str(), out);
         out.publish(&self.path_id, "", &self.payload);
     }
 }

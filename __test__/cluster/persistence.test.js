@@ -1,4 +1,5 @@
-// A persisted path in a cluster: one node at a time runs its persister and server client.
+// A persisted path in a cluster: one node at a time runs its persister and server client, which
+// the clients of every node keep fed, also across a Redis outage.
 
 import assert from 'node:assert/strict';
 import {mkdtemp, rm} from 'node:fs/promises';
@@ -227,6 +228,47 @@ test(
     assert.deepEqual(
       stopped.map(({factoryCalls, stops}) => [factoryCalls, stops]),
       stats.map(({factoryCalls}) => [factoryCalls, factoryCalls]),
+    );
+  },
+);
+
+test(
+  'a change made on another node while Redis is away reaches the persisted content',
+  options,
+  async (t) => {
+    const redis = await startRedis(t);
+    const dir = await mkdtemp(join(tmpdir(), 'tinybase-cluster-'));
+    defer(t, () => rm(dir, {recursive: true, force: true}));
+    const file = join(dir, 'doc.json');
+    const nodes = [
+      await startPersistedNode(t, redis, dir),
+      await startPersistedNode(t, redis, dir),
+    ];
+    const clients = await openClients(t, nodes, 'doc', 1);
+    clients[0].store.setCell('pets', 'pet0', 'by', 0);
+    const first = {pets: {pet0: {by: 0}}};
+    for (const [index, {store}] of clients.entries()) {
+      await waitForEqual(() => store.getTables(), first, `store ${index}`);
+    }
+    await waitForPersisted(file, first);
+    const stats = await Promise.all(nodes.map((node) => node.stats()));
+    const elsewhere = stats.findIndex(({factoryCalls}) => factoryCalls == 0);
+
+    // What the other node's client sends meanwhile reaches neither Redis nor the server client.
+    await redis.stop();
+    clients[elsewhere].store.setCell('pets', 'pet1', 'by', 1);
+    await redis.start();
+
+    // The resync after the outage heals the clients, and the server client with them.
+    const second = {pets: {pet0: {by: 0}, pet1: {by: 1}}};
+    for (const [index, {store}] of clients.entries()) {
+      await waitForEqual(() => store.getTables(), second, `store ${index}`);
+    }
+    await waitForPersisted(file, second);
+    const after = await Promise.all(nodes.map((node) => node.stats()));
+    assert.deepEqual(
+      after.map(({factoryCalls}) => factoryCalls),
+      stats.map(({factoryCalls}) => factoryCalls),
     );
   },
 );

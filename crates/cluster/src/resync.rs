@@ -2,10 +2,11 @@
 //! they start or change, so a message lost while Redis was away can leave stores apart until
 //! something else changes. To close every such gap, a node-local pseudo client asks each of the
 //! node's clients on a path for its content hashes (`GetContentHashes`); each answer is handed
-//! to the path's other clients, on every node, as a `ContentHashes` message from the client
-//! that answered. A syncing TinyBase client that gets one compares and asks that client for the
-//! diffs it lacks, which the relay routes like any other message. Done on every node, every
-//! store ends up with what any other store of the path has, whatever Redis kept.
+//! to the path's other clients, on every node, and to its server client, wherever it runs, as a
+//! `ContentHashes` message from the client that answered. A syncing TinyBase client that gets
+//! one compares and asks that client for the diffs it lacks, which the relay routes like any
+//! other message. Done on every node, every store ends up with what any client's store of the
+//! path has, whatever Redis kept.
 
 use serde_json::value::RawValue;
 
