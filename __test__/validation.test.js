@@ -278,26 +278,32 @@ const PLANES = {
   js: {perMessageDeflate: true},
 };
 
+// A server whose clients choose their plane, and what its side of each connection saw: its
+// plane (native server only), its errors and its close.
+const startWatched = async (t) => {
+  const server = await startServer(t, {options: {perMessageDeflate: true}});
+  const getConnectionPlane =
+    implementation === 'native'
+      ? (await import('../index.js')).getConnectionPlane
+      : undefined;
+  const serverSides = [];
+  server.webSocketServer.on('connection', (webSocket) => {
+    const side = {plane: getConnectionPlane?.(webSocket)?.plane, errors: []};
+    webSocket.on('error', (error) => side.errors.push(error));
+    webSocket.on('close', (code, reason) => {
+      side.closed = {code, reason: reason.toString()};
+    });
+    serverSides.push(side);
+  });
+  return {server, serverSides};
+};
+
 for (const [plane, clientOptions] of Object.entries(PLANES)) {
   test(
     `${plane} plane: a Close with a status ws refuses fails the connection as ws does`,
     options,
     async (t) => {
-      const server = await startServer(t, {
-        options: {perMessageDeflate: true},
-      });
-      const getConnectionPlane =
-        implementation === 'native'
-          ? (await import('../index.js')).getConnectionPlane
-          : undefined;
-      const serverSides = [];
-      server.webSocketServer.on('connection', (webSocket) => {
-        const side = {plane: getConnectionPlane?.(webSocket)?.plane};
-        webSocket.on('close', (code, reason) => {
-          side.closed = {code, reason: reason.toString()};
-        });
-        serverSides.push(side);
-      });
+      const {server, serverSides} = await startWatched(t);
       for (const code of [999, 1004, 1005, 1006, 1015, 2999, 5000]) {
         await t.test(String(code), async (st) => {
           const path = `close${code}`;
@@ -306,7 +312,7 @@ for (const [plane, clientOptions] of Object.entries(PLANES)) {
             options: clientOptions,
           });
           const side = serverSides.at(-1);
-          if (getConnectionPlane) {
+          if (implementation === 'native') {
             assert.equal(side.plane, plane);
           }
           sender.webSocket._socket.write(rawClose(code));
@@ -348,25 +354,7 @@ for (const [plane, clientOptions] of Object.entries(PLANES)) {
     `${plane} plane: a Close with 1014 is answered and reported with its status and reason`,
     options,
     async (t) => {
-      const server = await startServer(t, {
-        options: {perMessageDeflate: true},
-      });
-      const getConnectionPlane =
-        implementation === 'native'
-          ? (await import('../index.js')).getConnectionPlane
-          : undefined;
-      const serverSides = [];
-      server.webSocketServer.on('connection', (webSocket) => {
-        const side = {
-          plane: getConnectionPlane?.(webSocket)?.plane,
-          errors: [],
-        };
-        webSocket.on('error', (error) => side.errors.push(error));
-        webSocket.on('close', (code, reason) => {
-          side.closed = {code, reason: reason.toString()};
-        });
-        serverSides.push(side);
-      });
+      const {server, serverSides} = await startWatched(t);
       const reason = 'Bad Gateway: upstream é';
       // Written raw, the client answers the echo as a Close it did not start; sent with ws's
       // own close(), it takes the echo as the reply.
@@ -383,7 +371,7 @@ for (const [plane, clientOptions] of Object.entries(PLANES)) {
             options: clientOptions,
           });
           const side = serverSides.at(-1);
-          if (getConnectionPlane) {
+          if (implementation === 'native') {
             assert.equal(side.plane, plane);
           }
           send(sender.webSocket);
