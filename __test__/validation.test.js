@@ -279,8 +279,9 @@ const PLANES = {
 };
 
 // A server whose clients choose their plane, and what its side of each connection saw: its
-// plane (native server only), its errors and its close.
-const startWatched = async (t) => {
+// plane (native server only), its errors and its close. `connect` opens a raw client on
+// `plane` and returns it with its server side, checked to be on that plane.
+const startWatched = async (t, plane) => {
   const server = await startServer(t, {options: {perMessageDeflate: true}});
   const getConnectionPlane =
     implementation === 'native'
@@ -295,26 +296,28 @@ const startWatched = async (t) => {
     });
     serverSides.push(side);
   });
-  return {server, serverSides};
+  const connect = async (st, path) => {
+    const sender = await openRaw(st, server, path, {options: PLANES[plane]});
+    const side = serverSides.at(-1);
+    if (getConnectionPlane) {
+      assert.equal(side.plane, plane);
+    }
+    return {sender, side};
+  };
+  return {server, connect};
 };
 
-for (const [plane, clientOptions] of Object.entries(PLANES)) {
+for (const plane of Object.keys(PLANES)) {
   test(
     `${plane} plane: a Close with a status ws refuses fails the connection as ws does`,
     options,
     async (t) => {
-      const {server, serverSides} = await startWatched(t);
+      const {server, connect} = await startWatched(t, plane);
       for (const code of [999, 1004, 1005, 1006, 1015, 2999, 5000]) {
         await t.test(String(code), async (st) => {
           const path = `close${code}`;
           const before = server.errors.length;
-          const sender = await openRaw(st, server, path, {
-            options: clientOptions,
-          });
-          const side = serverSides.at(-1);
-          if (implementation === 'native') {
-            assert.equal(side.plane, plane);
-          }
+          const {sender, side} = await connect(st, path);
           sender.webSocket._socket.write(rawClose(code));
           assert.deepEqual(
             await withTimeout(sender.closed, 'sender to be closed'),
@@ -349,12 +352,12 @@ for (const [plane, clientOptions] of Object.entries(PLANES)) {
 
 // ws takes 1014 ("Bad Gateway") from a peer, where tungstenite would answer and report it as
 // 1002 "Protocol violation".
-for (const [plane, clientOptions] of Object.entries(PLANES)) {
+for (const plane of Object.keys(PLANES)) {
   test(
     `${plane} plane: a Close with 1014 is answered and reported with its status and reason`,
     options,
     async (t) => {
-      const {server, serverSides} = await startWatched(t);
+      const {server, connect} = await startWatched(t, plane);
       const reason = 'Bad Gateway: upstream é';
       // Written raw, the client answers the echo as a Close it did not start; sent with ws's
       // own close(), it takes the echo as the reply.
@@ -367,13 +370,7 @@ for (const [plane, clientOptions] of Object.entries(PLANES)) {
         await t.test(how, async (st) => {
           const path = `close1014-${how.replace(/\W/g, '')}`;
           const before = server.errors.length;
-          const sender = await openRaw(st, server, path, {
-            options: clientOptions,
-          });
-          const side = serverSides.at(-1);
-          if (implementation === 'native') {
-            assert.equal(side.plane, plane);
-          }
+          const {sender, side} = await connect(st, path);
           send(sender.webSocket);
           assert.deepEqual(
             await withTimeout(sender.closed, 'sender to be closed'),
