@@ -5,10 +5,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{read_to_end, recorder, Event, Server, PATIENCE};
+use common::{read_to_end, recorder, Client, Event, Events, Server, PATIENCE};
 use connection_plane::{
-    ConnId, FrameError, Heartbeat, Inbound, InvalidCloseCode, Payload, Plane, Settings, NO_STATUS,
-    OVERSIZED_CODE, OVERSIZED_REASON,
+    ConnId, Connection, FrameError, Heartbeat, Inbound, InvalidCloseCode, Payload, Plane, Settings,
+    NO_STATUS, OVERSIZED_CODE, OVERSIZED_REASON,
 };
 use futures_util::{SinkExt, StreamExt};
 use sync_core::protocol::limits::MAX_PAYLOAD_BYTES;
@@ -18,6 +18,25 @@ use tokio_tungstenite::tungstenite::{Bytes, Message};
 
 fn plane() -> Plane {
     Plane::new(Settings::default()).expect("plane")
+}
+
+/// A plane with one client connected and taken over as `id`, what reaches the host recorded.
+async fn adopted(id: u64) -> (Plane, Client, Connection, Events) {
+    let plane = plane();
+    let server = Server::bind().await;
+    let (inbound, events) = recorder();
+    let (client, upgraded) = server.connect().await;
+    let conn = upgraded.adopt(&plane, ConnId(id), inbound);
+    (plane, client, conn, events)
+}
+
+/// Waits until our Close has reached `client`, without reading it.
+async fn our_close_arrived(client: &Client) {
+    let mut byte = [0];
+    tokio::time::timeout(PATIENCE, client.get_ref().peek(&mut byte))
+        .await
+        .expect("our Close never came")
+        .unwrap();
 }
 
 fn text(message: &str) -> Message {
@@ -156,11 +175,7 @@ async fn a_shared_payload_fans_out_to_every_connection_in_order() {
 
 #[tokio::test]
 async fn our_close_goes_out_after_queued_frames_and_waits_for_the_reply() {
-    let plane = plane();
-    let server = Server::bind().await;
-    let (inbound, mut events) = recorder();
-    let (mut client, upgraded) = server.connect().await;
-    let conn = upgraded.adopt(&plane, ConnId(3), inbound);
+    let (plane, mut client, conn, mut events) = adopted(3).await;
 
     conn.send(Payload::from("last words".to_owned())).unwrap();
     conn.close(4000, "bye").unwrap();
@@ -178,11 +193,7 @@ async fn our_close_goes_out_after_queued_frames_and_waits_for_the_reply() {
 
 #[tokio::test]
 async fn an_overlong_close_reason_is_cut_at_a_character_boundary() {
-    let plane = plane();
-    let server = Server::bind().await;
-    let (inbound, mut events) = recorder();
-    let (mut client, upgraded) = server.connect().await;
-    let conn = upgraded.adopt(&plane, ConnId(4), inbound);
+    let (plane, mut client, conn, mut events) = adopted(4).await;
 
     // 61 two-byte characters and one more: 124 bytes, one over what a close frame holds.
     let reason = "é".repeat(62);
@@ -197,11 +208,7 @@ async fn an_overlong_close_reason_is_cut_at_a_character_boundary() {
 
 #[tokio::test]
 async fn a_close_without_a_status_sends_an_empty_close_frame() {
-    let plane = plane();
-    let server = Server::bind().await;
-    let (inbound, mut events) = recorder();
-    let (mut client, upgraded) = server.connect().await;
-    let conn = upgraded.adopt(&plane, ConnId(16), inbound);
+    let (plane, mut client, conn, mut events) = adopted(16).await;
 
     // The reason goes with the status: ws's close() drops it too when given no code.
     conn.close(NO_STATUS, "ignored").unwrap();
@@ -218,11 +225,7 @@ async fn a_close_without_a_status_sends_an_empty_close_frame() {
 
 #[tokio::test]
 async fn a_close_code_that_may_not_be_sent_is_refused_and_the_connection_stays_open() {
-    let plane = plane();
-    let server = Server::bind().await;
-    let (inbound, mut events) = recorder();
-    let (mut client, upgraded) = server.connect().await;
-    let conn = upgraded.adopt(&plane, ConnId(17), inbound);
+    let (plane, mut client, conn, mut events) = adopted(17).await;
 
     for code in [1004, 1006, 1015, 2000, 5000] {
         assert_eq!(conn.close(code, "no"), Err(InvalidCloseCode(code)));
@@ -242,11 +245,7 @@ async fn a_close_code_that_may_not_be_sent_is_refused_and_the_connection_stays_o
 
 #[tokio::test]
 async fn the_peers_close_follows_what_was_queued_before_it() {
-    let plane = plane();
-    let server = Server::bind().await;
-    let (inbound, mut events) = recorder();
-    let (mut client, upgraded) = server.connect().await;
-    let conn = upgraded.adopt(&plane, ConnId(5), inbound);
+    let (plane, mut client, conn, mut events) = adopted(5).await;
 
     for i in 0..100 {
         conn.send(Payload::from(format!("due-{i}"))).unwrap();
@@ -305,11 +304,7 @@ async fn the_reply_to_a_slow_readers_close_waits_for_its_whole_backlog() {
 
 #[tokio::test]
 async fn terminate_drops_the_socket_without_a_close_frame() {
-    let plane = plane();
-    let server = Server::bind().await;
-    let (inbound, mut events) = recorder();
-    let (mut client, upgraded) = server.connect().await;
-    let conn = upgraded.adopt(&plane, ConnId(6), inbound);
+    let (plane, mut client, conn, mut events) = adopted(6).await;
 
     conn.terminate();
     assert_eq!(
@@ -325,11 +320,7 @@ async fn terminate_drops_the_socket_without_a_close_frame() {
 
 #[tokio::test]
 async fn a_message_over_16_mib_is_still_delivered_for_the_router_to_judge() {
-    let plane = plane();
-    let server = Server::bind().await;
-    let (inbound, mut events) = recorder();
-    let (mut client, upgraded) = server.connect().await;
-    let _conn = upgraded.adopt(&plane, ConnId(7), inbound);
+    let (plane, mut client, _conn, mut events) = adopted(7).await;
 
     client.send(text("fine")).await.unwrap();
     client
@@ -362,20 +353,12 @@ async fn a_message_over_16_mib_is_still_delivered_for_the_router_to_judge() {
 
 #[tokio::test]
 async fn messages_arriving_while_our_close_is_under_way_are_delivered_whatever_their_size() {
-    let plane = plane();
-    let server = Server::bind().await;
-    let (inbound, mut events) = recorder();
-    let (mut client, upgraded) = server.connect().await;
-    let conn = upgraded.adopt(&plane, ConnId(18), inbound);
+    let (plane, mut client, conn, mut events) = adopted(18).await;
 
     conn.close(4003, "closing").unwrap();
     // Once our Close has reached the client the plane is waiting for the reply, and the client,
     // not having read it yet, may still send.
-    let mut byte = [0];
-    tokio::time::timeout(PATIENCE, client.get_ref().peek(&mut byte))
-        .await
-        .expect("our Close never came")
-        .unwrap();
+    our_close_arrived(&client).await;
     client.send(text("late")).await.unwrap();
     client
         .send(Message::text("y".repeat(MAX_PAYLOAD_BYTES + 1)))
@@ -576,18 +559,10 @@ async fn a_close_status_ws_refuses_read_with_the_upgrade_is_reported_too() {
 
 #[tokio::test]
 async fn a_reply_to_our_close_with_a_status_ws_refuses_is_reported() {
-    let plane = plane();
-    let server = Server::bind().await;
-    let (inbound, mut events) = recorder();
-    let (mut client, upgraded) = server.connect().await;
-    let conn = upgraded.adopt(&plane, ConnId(37), inbound);
+    let (plane, mut client, conn, mut events) = adopted(37).await;
 
     conn.close(4004, "going").unwrap();
-    let mut byte = [0];
-    tokio::time::timeout(PATIENCE, client.get_ref().peek(&mut byte))
-        .await
-        .expect("our Close never came")
-        .unwrap();
+    our_close_arrived(&client).await;
     send_raw(&mut client, &masked(0x88, &1006u16.to_be_bytes())).await;
 
     match events.next().await {
@@ -612,11 +587,7 @@ async fn a_reply_to_our_close_with_a_status_ws_refuses_is_reported() {
 /// violation": the answer echoes the peer's status and reason, after what was queued before it.
 #[tokio::test]
 async fn a_1014_close_is_answered_and_reported_with_its_status_and_reason() {
-    let plane = plane();
-    let server = Server::bind().await;
-    let (inbound, mut events) = recorder();
-    let (mut client, upgraded) = server.connect().await;
-    let conn = upgraded.adopt(&plane, ConnId(40), inbound);
+    let (plane, mut client, conn, mut events) = adopted(40).await;
 
     for i in 0..100 {
         conn.send(Payload::from(format!("due-{i}"))).unwrap();
@@ -698,18 +669,10 @@ async fn a_1014_close_read_with_the_upgrade_is_answered_too() {
 
 #[tokio::test]
 async fn a_reply_to_our_close_with_1014_is_reported_as_it_is() {
-    let plane = plane();
-    let server = Server::bind().await;
-    let (inbound, mut events) = recorder();
-    let (mut client, upgraded) = server.connect().await;
-    let conn = upgraded.adopt(&plane, ConnId(42), inbound);
+    let (plane, mut client, conn, mut events) = adopted(42).await;
 
     conn.close(4004, "going").unwrap();
-    let mut byte = [0];
-    tokio::time::timeout(PATIENCE, client.get_ref().peek(&mut byte))
-        .await
-        .expect("our Close never came")
-        .unwrap();
+    our_close_arrived(&client).await;
     client
         .close(Some(CloseFrame {
             code: CloseCode::from(1014),
@@ -730,18 +693,10 @@ async fn a_reply_to_our_close_with_1014_is_reported_as_it_is() {
 
 #[tokio::test]
 async fn a_frame_error_while_our_close_is_under_way_is_still_reported() {
-    let plane = plane();
-    let server = Server::bind().await;
-    let (inbound, mut events) = recorder();
-    let (mut client, upgraded) = server.connect().await;
-    let conn = upgraded.adopt(&plane, ConnId(21), inbound);
+    let (plane, mut client, conn, mut events) = adopted(21).await;
 
     conn.close(4004, "going").unwrap();
-    let mut byte = [0];
-    tokio::time::timeout(PATIENCE, client.get_ref().peek(&mut byte))
-        .await
-        .expect("our Close never came")
-        .unwrap();
+    our_close_arrived(&client).await;
     send_raw(&mut client, &masked(0x81, b"\xc0")).await;
 
     match events.next().await {
@@ -768,11 +723,7 @@ async fn a_frame_error_while_our_close_is_under_way_is_still_reported() {
 
 #[tokio::test]
 async fn binary_frames_arrive_as_lossy_text() {
-    let plane = plane();
-    let server = Server::bind().await;
-    let (inbound, mut events) = recorder();
-    let (mut client, upgraded) = server.connect().await;
-    let _conn = upgraded.adopt(&plane, ConnId(10), inbound);
+    let (plane, mut client, _conn, mut events) = adopted(10).await;
 
     client
         .send(Message::binary(Bytes::from_static(b"hi\xff")))
@@ -945,11 +896,7 @@ async fn adopting_something_that_is_not_an_fd_fails() {
 
 #[tokio::test]
 async fn a_paused_connection_reads_nothing_until_resumed_and_loses_nothing() {
-    let plane = plane();
-    let server = Server::bind().await;
-    let (inbound, mut events) = recorder();
-    let (mut client, upgraded) = server.connect().await;
-    let conn = upgraded.adopt(&plane, ConnId(1), inbound);
+    let (plane, mut client, conn, mut events) = adopted(1).await;
 
     conn.pause_reading();
     for i in 0..20 {
