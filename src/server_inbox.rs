@@ -1,9 +1,10 @@
 //! What waits for each path's server client while it works. A server client that is handed its
 //! clients' changes faster than it settles them (TinyBase's persister queues a save per change)
 //! would grow its queues without bound. So a path whose server client has been handed messages
-//! gets no more `ContentDiff`s until it reports them settled; meanwhile they wait here,
-//! consecutive ones merged into one. Any other message for the server client (a request, an
-//! answer) goes on at once, after the diffs that waited before it. A path holds at most
+//! gets no more `ContentDiff`s or `ContentHashes` until it reports them settled; meanwhile they
+//! wait here, consecutive diffs merged into one, and a client's hashes replaced by its later
+//! ones. Any other message for the server client (a request, an answer) goes on at once, after
+//! what waited before it. A path holds at most
 //! [`PATH_LIMIT`] that way: past it, what waits is handed over anyway, as if the server client
 //! were free, so a persister that hangs costs what it would in TinyBase instead of holding up the
 //! sockets that feed it, and with them every other path.
@@ -15,8 +16,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sync_core::changes::{is_content_diff, PendingDiff};
+use sync_core::changes::{message_type, PendingDiff};
 use sync_core::protocol::limits::MAX_PAYLOAD_BYTES;
+use sync_core::protocol::message::message_type::{CONTENT_DIFF, CONTENT_HASHES};
 use sync_core::router::PathKey;
 
 use crate::event::Event;
@@ -53,36 +55,52 @@ impl Backlog {
 
 /// One message waiting for a busy server client.
 enum Waiting {
-    /// Not looked into yet: it is parsed only if a diff comes to merge with it.
+    /// A diff not looked into yet: it is parsed only if a diff comes to merge with it.
     Unread(String),
     /// Not a diff that can be merged.
     Whole(String),
     Diff(PendingDiff),
+    /// A client's `ContentHashes`. The server client compares them with its own only to ask that
+    /// client for what differs, which the client's later hashes tell as well: so, as TinyBase's
+    /// own server does with the hashes it holds while a path starts, later ones replace it.
+    Hashes(String),
 }
 
 impl Waiting {
     fn size(&self) -> usize {
         match self {
-            Waiting::Unread(payload) | Waiting::Whole(payload) => payload.len(),
+            Waiting::Unread(payload) | Waiting::Whole(payload) | Waiting::Hashes(payload) => {
+                payload.len()
+            }
             Waiting::Diff(diff) => diff.size(),
         }
     }
 
     fn into_payload(self) -> String {
         match self {
-            Waiting::Unread(payload) | Waiting::Whole(payload) => payload,
+            Waiting::Unread(payload) | Waiting::Whole(payload) | Waiting::Hashes(payload) => {
+                payload
+            }
             Waiting::Diff(diff) => diff.into_payload(),
         }
     }
 
-    /// What this message is once read: a diff, if it is one that can be merged.
-    fn read(self, now_ms: u64) -> Waiting {
-        match self {
-            Waiting::Unread(payload) => match PendingDiff::parse(&payload, now_ms) {
+    /// Reads a diff not looked into yet: it stays a diff if it is one that can be merged.
+    fn read(&mut self, now_ms: u64) {
+        if let Waiting::Unread(payload) = self {
+            let payload = std::mem::take(payload);
+            *self = match PendingDiff::parse(&payload, now_ms) {
                 Some(diff) => Waiting::Diff(diff),
                 None => Waiting::Whole(payload),
-            },
-            read => read,
+            };
+        }
+    }
+
+    /// The client a `ContentHashes` came from.
+    fn hashes_from(&self) -> Option<&str> {
+        match self {
+            Waiting::Hashes(payload) => payload.split('\n').next(),
+            _ => None,
         }
     }
 }
@@ -113,13 +131,14 @@ impl ServerInbox {
     pub fn route(&mut self, event: Event, events: &mut Vec<Event>) {
         match event {
             Event::ToServer { path, payload } if self.busy.contains(&path) => {
-                if is_content_diff(&payload) {
-                    self.wait(path, payload, events);
-                } else {
-                    // Only diffs wait: a request or an answer goes on at once, after the diffs
-                    // that came before it.
-                    self.release(path, events);
-                    events.push(Event::ToServer { path, payload });
+                match message_type(&payload) {
+                    Some(CONTENT_DIFF) => self.wait(path, Waiting::Unread(payload), events),
+                    Some(CONTENT_HASHES) => self.wait(path, Waiting::Hashes(payload), events),
+                    _ => {
+                        // A request or an answer goes on at once, after what came before it.
+                        self.release(path, events);
+                        events.push(Event::ToServer { path, payload });
+                    }
                 }
             }
             Event::ToServer { path, .. } => {
@@ -155,10 +174,13 @@ impl ServerInbox {
         }
     }
 
-    fn wait(&mut self, path: PathKey, payload: String, events: &mut Vec<Event>) {
+    fn wait(&mut self, path: PathKey, message: Waiting, events: &mut Vec<Event>) {
         let parked = self.waiting.entry(path).or_default();
         let before = parked.backlog;
-        parked.park(payload);
+        match message {
+            Waiting::Hashes(_) => parked.replace_hashes(message),
+            diff => parked.park_diff(diff),
+        }
         self.backlog.remove(before);
         self.backlog.add(parked.backlog);
         if parked.backlog.reaches(PATH_LIMIT) {
@@ -183,25 +205,49 @@ impl ServerInbox {
 }
 
 impl Parked {
-    /// Adds a message, merged into the last one if both are diffs that merge.
-    fn park(&mut self, payload: String) {
-        let mut message = Waiting::Unread(payload);
-        if let Some(last) = self.messages.pop() {
+    /// Adds a diff, merged into the last diff that waits if both merge. Only hashes may wait
+    /// after that diff, and the server client reading them after the merged diff has only a newer
+    /// store to compare them with.
+    fn park_diff(&mut self, mut message: Waiting) {
+        let last_diff = self
+            .messages
+            .iter()
+            .rposition(|waiting| !matches!(waiting, Waiting::Hashes(_)));
+        if let Some(index) = last_diff {
             let now_ms = now_ms();
-            let mut last = last.read(now_ms);
-            if let Waiting::Diff(earlier) = &mut last {
-                message = message.read(now_ms);
+            let last = &mut self.messages[index];
+            last.read(now_ms);
+            if let Waiting::Diff(earlier) = last {
+                message.read(now_ms);
                 if let Waiting::Diff(later) = &message {
                     let before = earlier.size();
                     if earlier.absorb(later) {
                         self.backlog.bytes = self.backlog.bytes + earlier.size() - before;
-                        self.messages.push(last);
                         return;
                     }
                 }
             }
-            self.messages.push(last);
         }
+        self.push(message);
+    }
+
+    /// Adds a client's hashes in place of any of its earlier ones that wait.
+    fn replace_hashes(&mut self, hashes: Waiting) {
+        let earlier = self
+            .messages
+            .iter()
+            .position(|waiting| waiting.hashes_from() == hashes.hashes_from());
+        if let Some(index) = earlier {
+            let replaced = self.messages.remove(index);
+            self.backlog.remove(Backlog {
+                messages: 1,
+                bytes: replaced.size(),
+            });
+        }
+        self.push(hashes);
+    }
+
+    fn push(&mut self, message: Waiting) {
         self.backlog.add(Backlog {
             messages: 1,
             bytes: message.size(),

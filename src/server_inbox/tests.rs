@@ -70,13 +70,13 @@ fn a_busy_server_client_is_handed_the_diffs_that_waited_as_one() {
 fn other_messages_go_on_after_the_diffs_before_them_and_a_stop_takes_what_waited() {
     let mut inbox = ServerInbox::default();
     let mut events = Vec::new();
-    let hashes = "c2\n[\"h\",2,[1,2]]".to_owned();
+    let request = "c2\n[\"q\",4,{\"t\":1}]".to_owned();
     inbox.route(to_server(1, &diff("a", 1, HLC_1)), &mut events);
     inbox.route(to_server(1, &diff("b", 2, HLC_1)), &mut events);
     inbox.route(to_server(1, &diff("b", 3, HLC_2)), &mut events);
     assert_eq!(delivered(&events).len(), 1);
     // A request does not wait: it follows the diffs that came before it, merged.
-    inbox.route(to_server(1, &hashes), &mut events);
+    inbox.route(to_server(1, &request), &mut events);
     inbox.route(
         Event::Error {
             message: "passes".to_owned(),
@@ -95,7 +95,7 @@ fn other_messages_go_on_after_the_diffs_before_them_and_a_stop_takes_what_waited
         [
             (1, diff("a", 1, HLC_1)),
             (1, merged),
-            (1, hashes.clone()),
+            (1, request.clone()),
             (1, diff("c", 4, HLC_1)),
         ]
     );
@@ -106,6 +106,34 @@ fn other_messages_go_on_after_the_diffs_before_them_and_a_stop_takes_what_waited
     events.clear();
     inbox.route(to_server(1, &diff("d", 5, HLC_1)), &mut events);
     assert_eq!(events.len(), 1);
+}
+
+#[test]
+fn a_clients_hashes_wait_in_place_of_its_earlier_ones_and_diffs_merge_past_them() {
+    let mut inbox = ServerInbox::default();
+    let mut events = Vec::new();
+    let hashes = |from: &str, hash: u32| format!("{from}\n[\"h{hash}\",2,[{hash},0]]");
+    inbox.route(to_server(1, &diff("a", 1, HLC_1)), &mut events);
+    events.clear();
+    inbox.route(to_server(1, &hashes("c2", 1)), &mut events);
+    inbox.route(to_server(1, &diff("b", 2, HLC_1)), &mut events);
+    inbox.route(to_server(1, &hashes("c3", 2)), &mut events);
+    inbox.route(to_server(1, &hashes("c2", 3)), &mut events);
+    inbox.route(to_server(1, &diff("c", 3, HLC_1)), &mut events);
+    assert!(events.is_empty());
+    assert_eq!(inbox.backlog().messages, 3);
+    inbox.settled(PathKey(1), &mut events);
+    let merged = format!(
+        r#"c1
+["r",3,[[{{"t":[{{"b":[{{"c":[2,"{HLC_1}"]}},"{HLC_1}"],"c":[{{"c":[3,"{HLC_1}"]}},"{HLC_1}"]}},"{HLC_1}"]}},"{HLC_1}"],[{{}},""],1]]"#
+    );
+    // c2's first hashes are gone; its latest come after c3's, which came before them.
+    assert_eq!(
+        delivered(&events),
+        [(1, merged), (1, hashes("c3", 2)), (1, hashes("c2", 3))]
+    );
+    assert_eq!(inbox.backlog().messages, 0);
+    assert_eq!(inbox.backlog().bytes, 0);
 }
 
 #[test]

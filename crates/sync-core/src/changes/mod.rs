@@ -96,30 +96,29 @@ impl PendingDiff {
     }
 }
 
-/// Whether a server-client payload, `fromClientId\n[requestId, messageType, body]`, is a
-/// `ContentDiff`, judged from its first two elements only, so a large body costs nothing. Anything
-/// it cannot read is judged not to be one.
-pub fn is_content_diff(payload: &str) -> bool {
-    let Some((_, remainder)) = payload.split_once('\n') else {
-        return false;
-    };
-    let rest = remainder.trim_start().strip_prefix('[').unwrap_or("");
-    let rest = rest.trim_start();
+/// The message type of a server-client payload, `fromClientId\n[requestId, messageType, body]`,
+/// read from its first two elements only, so a large body costs nothing; `None` where it cannot
+/// be read that way (the server client then judges the message itself).
+pub fn message_type(payload: &str) -> Option<i64> {
+    let (_, remainder) = payload.split_once('\n')?;
+    let rest = remainder.trim_start().strip_prefix('[')?.trim_start();
     let after_id = if let Some(string) = rest.strip_prefix('"') {
         let mut escaped = false;
         let end = string.char_indices().find_map(|(index, char)| {
             let closes = char == '"' && !escaped;
             escaped = char == '\\' && !escaped;
             closes.then_some(index)
-        });
-        end.map(|end| &string[end + 1..])
+        })?;
+        &string[end + 1..]
     } else {
-        rest.strip_prefix("null")
+        rest.strip_prefix("null")?
     };
-    after_id
-        .and_then(|rest| rest.trim_start().strip_prefix(','))
-        .and_then(|rest| rest.trim_start().strip_prefix('3'))
-        .is_some_and(|rest| rest.trim_start().starts_with(','))
+    let rest = after_id.trim_start().strip_prefix(',')?.trim_start();
+    let digits = rest.find(|char: char| !char.is_ascii_digit())?;
+    rest[digits..]
+        .trim_start()
+        .starts_with(',')
+        .then(|| rest[..digits].parse().ok())?
 }
 
 /// `[[tables, hlc], [values, hlc], 1]`: TinyBase's mergeable changes, with maps kept in the

@@ -85,14 +85,21 @@ fn what_merging_could_change_is_refused() {
 }
 
 #[test]
-fn a_content_diff_is_told_from_its_first_two_elements() {
-    assert!(is_content_diff("c1\n[\"r\",3,[[{},\"\"],[{},\"\"],1]]"));
-    assert!(is_content_diff("c1\n [ \"a\\\"b,3\" , 3 ,[]]"));
-    assert!(is_content_diff("c1\n[null,3,[]]"));
-    assert!(!is_content_diff("c1\n[\"r\",2,[0,0]]"));
-    assert!(!is_content_diff("c1\n[\"r\",30,[]]"));
-    assert!(!is_content_diff("c1\n[\"r,3,\",0,[]]"));
-    assert!(!is_content_diff("[\"r\",3,[]]"));
+fn a_message_type_is_read_from_its_first_two_elements() {
+    assert_eq!(
+        message_type("c1\n[\"r\",3,[[{},\"\"],[{},\"\"],1]]"),
+        Some(3)
+    );
+    assert_eq!(message_type("c1\n [ \"a\\\"b,3\" , 3 ,[]]"), Some(3));
+    assert_eq!(message_type("c1\n[null,3,[]]"), Some(3));
+    assert_eq!(message_type("c1\n[\"r\",2,[0,0]]"), Some(2));
+    assert_eq!(message_type("c1\n[\"r\",30,[]]"), Some(30));
+    assert_eq!(message_type("c1\n[\"r,3,\",0,[]]"), Some(0));
+    assert_eq!(message_type("c1\n[\"r\",3]"), None);
+    assert_eq!(message_type("c1\n[\"r\",,[]]"), None);
+    assert_eq!(message_type("c1\n[\"r\",-3,[]]"), None);
+    assert_eq!(message_type("c1\n[7,3,[]]"), None);
+    assert_eq!(message_type("[\"r\",3,[]]"), None);
 }
 
 /// A small deterministic generator, so a failing case replays.
