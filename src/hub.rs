@@ -549,12 +549,18 @@ impl Hub {
     fn take_events(&self, state: &mut State) -> Vec<Event> {
         let mut queue = lock(&self.queue);
         queue.publish(&mut state.events, &self.metrics);
+        let events = self.take_queue(queue);
+        self.resume_held_back(state);
+        events
+    }
+
+    /// Everything queued for JS. The caller reads held-back sockets again.
+    fn take_queue(&self, mut queue: MutexGuard<JsQueue>) -> Vec<Event> {
         let events = std::mem::take(&mut queue.events);
         queue.backlog = Backlog::default();
         queue.held_back = false;
         queue.measure(&self.metrics);
         drop(queue);
-        self.resume_held_back(state);
         // JS lets go of Node only when it drains, so a drain must follow the last close.
         if self.hand_over(&events) {
             (self.wake)();
@@ -783,10 +789,19 @@ impl Hub {
 
     /// The server client of `path` settled the messages it was handed: it is handed those that
     /// waited meanwhile.
+    ///
+    /// The router is not locked: nothing it does is needed here (what it stages reaches the
+    /// queue before it is unlocked), and a JS thread that waited for it while the plane threads
+    /// route would spend its time there rather than on the server clients.
     pub fn server_settled(&self, path: PathKey) -> Vec<Event> {
-        let mut state = lock(&self.state);
-        lock(&self.queue).settled(path);
-        self.take_events(&mut state)
+        let mut queue = lock(&self.queue);
+        queue.settled(path);
+        let resume = queue.held_back;
+        let events = self.take_queue(queue);
+        if resume {
+            self.resume_held_back(&mut lock(&self.state));
+        }
+        events
     }
 
     /// Whether any native socket is still open.
