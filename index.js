@@ -27,9 +27,11 @@ export const createWsServer = (
   startRelay(
     Object.freeze,
     webSocketServer,
-    createPersisterForPath,
-    onIgnoredError,
-    requestTimeoutSeconds,
-    fragmentSize,
+    {
+      createPersisterForPath,
+      onIgnoredError,
+      requestTimeoutSeconds,
+      fragmentSize,
+    },
     nativeOptions,
   );

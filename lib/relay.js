@@ -35,17 +35,19 @@ const listen = (emitter, event, listener) => {
 };
 
 /**
- * Relays for TinyBase clients connected to `webSocketServer`, with TinyBase's createWsServer
- * arguments and this package's options last (see index.js). `expose` picks, from every method of
+ * Relays for TinyBase clients connected to `webSocketServer`, with TinyBase's other createWsServer
+ * arguments by name and this package's options last (see index.js). `expose` picks, from every method of
  * TinyBase's WsServer, those the caller's server offers, and returns the object handed to users.
  */
 export const startRelay = (
   expose,
   webSocketServer,
-  createPersisterForPath,
-  onIgnoredError,
-  requestTimeoutSeconds = 1,
-  fragmentSize,
+  {
+    createPersisterForPath,
+    onIgnoredError,
+    requestTimeoutSeconds = 1,
+    fragmentSize,
+  } = {},
   {
     heartbeatSeconds = DEFAULT_HEARTBEAT_SECONDS,
     heartbeatMisses = DEFAULT_HEARTBEAT_MISSES,

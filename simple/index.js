@@ -15,12 +15,4 @@ const exposeSimple = ({getWebSocketServer, destroy}) =>
  * which only concerns persisted paths.
  */
 export const createWsServerSimple = (webSocketServer, nativeOptions) =>
-  startRelay(
-    exposeSimple,
-    webSocketServer,
-    undefined,
-    undefined,
-    undefined,
-    undefined,
-    nativeOptions,
-  );
+  startRelay(exposeSimple, webSocketServer, {}, nativeOptions);
