@@ -251,3 +251,22 @@ fn merged_diffs_give_tinybase_the_content_applying_them_in_turn_gives() {
         assert_eq!(in_turn, merged, "case {case}");
     }
 }
+
+proptest::proptest! {
+    /// Whatever the request id holds (quotes, backslashes, commas, brackets, any character) and
+    /// however the message is spaced, the type read from its start is the one a JSON parser reads.
+    #[test]
+    fn a_message_type_read_from_the_start_is_the_parsed_one(
+        request_id in proptest::option::of(".*"),
+        kind in 0i64..100_000,
+        body in "[\\[\\]{},:\"0-9a-z ]{0,40}",
+        spaces in proptest::collection::vec(proptest::sample::select(vec!["", " ", "\t", "\r\n"]), 4),
+    ) {
+        let id = serde_json::to_string(&request_id).unwrap();
+        let payload = format!(
+            "c1\n{}[{}{id}{},{}{kind}{},{body}]",
+            spaces[0], spaces[1], spaces[2], spaces[3], spaces[0]
+        );
+        proptest::prop_assert_eq!(message_type(&payload), Some(kind));
+    }
+}
