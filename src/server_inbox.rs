@@ -16,9 +16,10 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sync_core::changes::{message_type, PendingDiff};
+use sync_core::changes::PendingDiff;
 use sync_core::protocol::limits::MAX_PAYLOAD_BYTES;
 use sync_core::protocol::message::message_type::{CONTENT_DIFF, CONTENT_HASHES};
+use sync_core::protocol::message::peek_type;
 use sync_core::router::PathKey;
 
 use crate::event::Event;
@@ -131,7 +132,9 @@ impl ServerInbox {
     pub fn route(&mut self, event: Event, events: &mut Vec<Event>) {
         match event {
             Event::ToServer { path, payload } if self.busy.contains(&path) => {
-                match message_type(&payload) {
+                // `fromClientId\nmessage`, validated on its way here.
+                let message = payload.split_once('\n').map_or("", |(_, message)| message);
+                match peek_type(message) {
                     Some(CONTENT_DIFF) => self.wait(path, Waiting::Unread(payload), events),
                     Some(CONTENT_HASHES) => self.wait(path, Waiting::Hashes(payload), events),
                     _ => {

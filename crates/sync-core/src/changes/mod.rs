@@ -96,31 +96,6 @@ impl PendingDiff {
     }
 }
 
-/// The message type of a server-client payload, `fromClientId\n[requestId, messageType, body]`,
-/// read from its first two elements only, so a large body costs nothing; `None` where it cannot
-/// be read that way (the server client then judges the message itself).
-pub fn message_type(payload: &str) -> Option<i64> {
-    let (_, remainder) = payload.split_once('\n')?;
-    let rest = remainder.trim_start().strip_prefix('[')?.trim_start();
-    let after_id = if let Some(string) = rest.strip_prefix('"') {
-        let mut escaped = false;
-        let end = string.char_indices().find_map(|(index, char)| {
-            let closes = char == '"' && !escaped;
-            escaped = char == '\\' && !escaped;
-            closes.then_some(index)
-        })?;
-        &string[end + 1..]
-    } else {
-        rest.strip_prefix("null")?
-    };
-    let rest = after_id.trim_start().strip_prefix(',')?.trim_start();
-    let digits = rest.find(|char: char| !char.is_ascii_digit())?;
-    rest[digits..]
-        .trim_start()
-        .starts_with(',')
-        .then(|| rest[..digits].parse().ok())?
-}
-
 /// `[[tables, hlc], [values, hlc], 1]`: TinyBase's mergeable changes, with maps kept in the
 /// order their keys came (a repeated key keeps its first place and its last value, as in JS).
 struct Changes {

@@ -84,24 +84,6 @@ fn what_merging_could_change_is_refused() {
     assert!(merged.absorb(&parse(r#"[[{},""],[{"b":[1],"5":[2]},""],1]"#)));
 }
 
-#[test]
-fn a_message_type_is_read_from_its_first_two_elements() {
-    assert_eq!(
-        message_type("c1\n[\"r\",3,[[{},\"\"],[{},\"\"],1]]"),
-        Some(3)
-    );
-    assert_eq!(message_type("c1\n [ \"a\\\"b,3\" , 3 ,[]]"), Some(3));
-    assert_eq!(message_type("c1\n[null,3,[]]"), Some(3));
-    assert_eq!(message_type("c1\n[\"r\",2,[0,0]]"), Some(2));
-    assert_eq!(message_type("c1\n[\"r\",30,[]]"), Some(30));
-    assert_eq!(message_type("c1\n[\"r,3,\",0,[]]"), Some(0));
-    assert_eq!(message_type("c1\n[\"r\",3]"), None);
-    assert_eq!(message_type("c1\n[\"r\",,[]]"), None);
-    assert_eq!(message_type("c1\n[\"r\",-3,[]]"), None);
-    assert_eq!(message_type("c1\n[7,3,[]]"), None);
-    assert_eq!(message_type("[\"r\",3,[]]"), None);
-}
-
 /// A small deterministic generator, so a failing case replays.
 struct Rng(u64);
 
@@ -249,24 +231,5 @@ fn merged_diffs_give_tinybase_the_content_applying_them_in_turn_gives() {
     assert_eq!(outcomes.len(), CASES);
     for (case, (in_turn, merged)) in cases.iter().zip(outcomes) {
         assert_eq!(in_turn, merged, "case {case}");
-    }
-}
-
-proptest::proptest! {
-    /// Whatever the request id holds (quotes, backslashes, commas, brackets, any character) and
-    /// however the message is spaced, the type read from its start is the one a JSON parser reads.
-    #[test]
-    fn a_message_type_read_from_the_start_is_the_parsed_one(
-        request_id in proptest::option::of(".*"),
-        kind in 0i64..100_000,
-        body in "[\\[\\]{},:\"0-9a-z ]{0,40}",
-        spaces in proptest::collection::vec(proptest::sample::select(vec!["", " ", "\t", "\r\n"]), 4),
-    ) {
-        let id = serde_json::to_string(&request_id).unwrap();
-        let payload = format!(
-            "c1\n{}[{}{id}{},{}{kind}{},{body}]",
-            spaces[0], spaces[1], spaces[2], spaces[3], spaces[0]
-        );
-        proptest::prop_assert_eq!(message_type(&payload), Some(kind));
     }
 }

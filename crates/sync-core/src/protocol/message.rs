@@ -532,6 +532,30 @@ impl<'de> Visitor<'de> for KeySeed {
     }
 }
 
+/// The type of a message already validated, `[requestId, messageType, body]`, read from its
+/// first two elements only, so a large body costs nothing; `None` where it cannot be read that
+/// way (a fragment, or anything that is not such a message).
+pub fn peek_type(remainder: &str) -> Option<i64> {
+    let rest = remainder.trim_start().strip_prefix('[')?.trim_start();
+    let after_id = if let Some(string) = rest.strip_prefix('"') {
+        let mut escaped = false;
+        let end = string.char_indices().find_map(|(index, char)| {
+            let closes = char == '"' && !escaped;
+            escaped = char == '\\' && !escaped;
+            closes.then_some(index)
+        })?;
+        &string[end + 1..]
+    } else {
+        rest.strip_prefix("null")?
+    };
+    let rest = after_id.trim_start().strip_prefix(',')?.trim_start();
+    let digits = rest.find(|char: char| !char.is_ascii_digit())?;
+    rest[digits..]
+        .trim_start()
+        .starts_with(',')
+        .then(|| rest[..digits].parse().ok())?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -721,5 +745,41 @@ mod tests {
             }
         }
         assert!(valid > 1_000, "{valid}");
+    }
+
+    #[test]
+    fn a_validated_messages_type_is_read_from_its_first_two_elements() {
+        assert_eq!(peek_type("[\"r\",3,[[{},\"\"],[{},\"\"],1]]"), Some(3));
+        assert_eq!(peek_type(" [ \"a\\\"b,3\" , 3 ,[]]"), Some(3));
+        assert_eq!(peek_type("[null,3,[]]"), Some(3));
+        assert_eq!(peek_type("[\"r\",30,[]]"), Some(30));
+        assert_eq!(peek_type("[\"r,3,\",0,[]]"), Some(0));
+        assert_eq!(peek_type("[\"r\",3]"), None);
+        assert_eq!(peek_type("[\"r\",,[]]"), None);
+        assert_eq!(peek_type("[\"r\",-3,[]]"), None);
+        assert_eq!(peek_type("[7,3,[]]"), None);
+        assert_eq!(peek_type("messageId0000001\n0\n2\n[\"r\",3,"), None);
+    }
+
+    proptest::proptest! {
+        /// Whatever the request id holds (quotes, backslashes, commas, brackets, any character)
+        /// and however the message is spaced, the type read from its start is the parsed one.
+        #[test]
+        fn a_type_read_from_the_start_is_the_parsed_one(
+            request_id in proptest::option::of(".*"),
+            kind in 0i64..100_000,
+            body in "[\\[\\]{},:\"0-9a-z ]{0,40}",
+            spaces in proptest::collection::vec(
+                proptest::sample::select(vec!["", " ", "\t", "\r\n"]),
+                4,
+            ),
+        ) {
+            let id = serde_json::to_string(&request_id).unwrap();
+            let remainder = format!(
+                "{}[{}{id}{},{}{kind}{},{body}]",
+                spaces[0], spaces[1], spaces[2], spaces[3], spaces[0]
+            );
+            proptest::prop_assert_eq!(peek_type(&remainder), Some(kind));
+        }
     }
 }

@@ -13,14 +13,13 @@
 
 use std::time::Instant;
 
-use serde::de::IgnoredAny;
-
 use super::hold::{HoldFull, SocketHolds};
 use super::{ConnId, Payload};
 use crate::protocol::limits::{MAX_PAYLOAD_BYTES, MAX_QUEUED_MESSAGES};
 use crate::protocol::message::message_type::{
     GET_CELL_DIFF, GET_CONTENT_HASHES, GET_ROW_DIFF, GET_TABLE_DIFF, GET_VALUE_DIFF, RESPONSE,
 };
+use crate::protocol::message::peek_type;
 
 /// What a client may do on a path.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -69,12 +68,6 @@ impl Access {
     pub fn receives(self, message_type: i64) -> bool {
         self == Access::Write || !is_request(message_type)
     }
-}
-
-fn peek_type(remainder: &str) -> Option<i64> {
-    serde_json::from_str::<(IgnoredAny, i64, IgnoredAny)>(remainder)
-        .ok()
-        .map(|(_, message_type, _)| message_type)
 }
 
 /// The type of a message the server client sends. It is TinyBase's own output, so it is not
