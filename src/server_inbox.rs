@@ -4,10 +4,10 @@
 //! gets no more `ContentDiff`s or `ContentHashes` until it reports them settled; meanwhile they
 //! wait here, consecutive diffs merged into one, and a client's hashes replaced by its later
 //! ones. Any other message for the server client (a request, an answer) goes on at once, after
-//! what waited before it. A path holds at most
-//! [`PATH_LIMIT`] that way: past it, what waits is handed over anyway, as if the server client
-//! were free, so a persister that hangs costs what it would in TinyBase instead of holding up the
-//! sockets that feed it, and with them every other path.
+//! what waited before it. A path holds at most [`PATH_LIMIT`] that way: past it, what waits is
+//! handed over anyway, as if the server client were free, so a persister that hangs costs what it
+//! would in TinyBase instead of holding up the sockets that feed it, and with them every other
+//! path.
 //!
 //! Only the server client's diffs and the stop that follows them wait: everything else a path
 //! makes (client ids, JS-plane sends) goes on in order, since nothing of it depends on the server
