@@ -16,6 +16,7 @@ use connection_plane::{Connection, FrameError, Inbound, Plane};
 use relay_metrics::{DropReason, Metrics, Plane as PlaneLabel, Sent};
 use sync_core::protocol::error::{Overflow, SyncError};
 use sync_core::protocol::limits::MAX_PAYLOAD_BYTES;
+use sync_core::protocol::message::Verdict;
 use sync_core::router::{
     AuthRequest, Backpressure, ConnId, Decision, Dropped, Outbox, PathKey, Payload, Router,
 };
@@ -159,6 +160,8 @@ enum PlaneInput<'a> {
     Message {
         conn: ConnId,
         text: Cow<'a, str>,
+        /// Its message, validated before the lock was taken.
+        verdict: Option<Verdict<'a>>,
         /// A binary message's own bytes (`text` decodes them), kept for a mirroring facade.
         binary: Option<Cow<'a, [u8]>>,
     },
@@ -182,9 +185,13 @@ impl PlaneInput<'_> {
 
     fn into_owned(self) -> PlaneInput<'static> {
         match self {
-            PlaneInput::Message { conn, text, binary } => PlaneInput::Message {
+            // The copy is judged again when it is applied.
+            PlaneInput::Message {
+                conn, text, binary, ..
+            } => PlaneInput::Message {
                 conn,
                 text: Cow::Owned(text.into_owned()),
+                verdict: None,
                 binary: binary.map(|bytes| Cow::Owned(bytes.into_owned())),
             },
             PlaneInput::Closed { conn, code, reason } => PlaneInput::Closed {
@@ -198,8 +205,13 @@ impl PlaneInput<'_> {
 
     fn apply(self, router: &mut Router, effects: &mut Effects) {
         match self {
-            PlaneInput::Message { conn, text, binary } => {
-                router.receive(conn, &text, Instant::now(), effects);
+            PlaneInput::Message {
+                conn,
+                text,
+                verdict,
+                binary,
+            } => {
+                router.receive_judged(conn, &text, verdict, Instant::now(), effects);
                 if effects.mirrored.contains(&conn) {
                     let data = match binary {
                         Some(bytes) => MessageData::Binary(bytes.into_owned()),
@@ -668,7 +680,10 @@ impl Hub {
 
     pub fn receive_js(&self, conn: ConnId, payload: &str) -> Vec<Event> {
         self.metrics.received(PlaneLabel::Js, payload.len());
-        self.on_js_thread(|router, effects| router.receive(conn, payload, Instant::now(), effects))
+        let verdict = Verdict::of_payload(payload);
+        self.on_js_thread(|router, effects| {
+            router.receive_judged(conn, payload, verdict, Instant::now(), effects)
+        })
     }
 
     /// A JS-plane socket closed with `code` (1005 when its close frame had none).
@@ -900,15 +915,23 @@ impl Inbound for Hub {
         self.plane_input(PlaneInput::Message {
             conn,
             text: Cow::Borrowed(text),
+            verdict: Verdict::of_payload(text),
             binary: None,
         });
     }
 
     fn binary_message(&self, conn: ConnId, data: &[u8]) {
         self.metrics.received(PlaneLabel::Native, data.len());
+        let text = String::from_utf8_lossy(data);
+        // Bytes that were not UTF-8 become text of the hub's own, judged under the lock.
+        let verdict = match text {
+            Cow::Borrowed(valid) => Verdict::of_payload(valid),
+            Cow::Owned(_) => None,
+        };
         self.plane_input(PlaneInput::Message {
             conn,
-            text: String::from_utf8_lossy(data),
+            text,
+            verdict,
             binary: Some(Cow::Borrowed(data)),
         });
     }

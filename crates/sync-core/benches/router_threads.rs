@@ -1,12 +1,15 @@
 //! How many sends one `Router` delivers per second when the host's threads share it as the hub
-//! does, behind one `Mutex` that every `receive` takes, and where a message's time goes.
+//! does, behind one `Mutex` that every `receive` takes once the message is validated, and where
+//! a message's time goes.
 //!
-//! `router_threads/T` has T threads each relay small writes on its own paths (thread k has paths
-//! k, k + T, ...); its throughput is delivered sends per second, and 2 threads against 1 shows
-//! what the lock leaves of the second core. `per_message/*` times, on one thread and for the same
+//! `router_threads/shared/T` has T threads each relay small writes on its own paths (thread k has
+//! paths k, k + T, ...) through one router; its throughput is delivered sends per second, and 2
+//! threads against 1 shows what the lock leaves of the second core. `router_threads/apart/2` does
+//! the same with a router for each thread, sharing nothing: what the machine gives a second
+//! thread at best, and so the most that sharding the paths could reach. `per_message/*` times, on one thread and for the same
 //! messages, the validator alone, the decoder the router calls (the validator, the split and the
-//! copies it makes), and the whole `receive`: what could run outside any lock against what needs
-//! the path.
+//! copies it makes), and the whole `receive` given the message's verdict: what runs outside the
+//! lock against what runs inside it.
 
 use std::hint::black_box;
 use std::sync::{Barrier, Mutex};
@@ -16,7 +19,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sync_core::protocol::error::SyncError;
 use sync_core::protocol::fragment::{PayloadDecoder, SocketBudget};
-use sync_core::protocol::message::{message_type::CONTENT_DIFF, validate};
+use sync_core::protocol::message::{message_type::CONTENT_DIFF, validate, Verdict};
 use sync_core::protocol::payload;
 use sync_core::router::{
     AuthRequest, Backpressure, Config, ConnId, Limits, Outbox, PathKey, Payload, Router, Stats,
@@ -163,28 +166,37 @@ fn assert_relays(router: &mut Router, messages: &[Message]) {
     assert_eq!(out.other, 0);
 }
 
-/// One host thread: each message locks the router for its `receive`, as the hub does, and the
-/// queued payloads are dropped once unlocked, as the connections' writers drop them. `rounds`
-/// times, the thread sends once on each of its paths. Returns the sends delivered.
+/// One host thread: as the hub does, each message is validated, then locks the router for its
+/// `receive`, and the queued payloads are dropped once unlocked, as the connections' writers drop
+/// them. `rounds` times, the thread sends once on each of its paths. Returns the sends delivered.
 fn relay(router: &Mutex<Router>, messages: &[&Message], rounds: u64) -> u64 {
     let mut out = Queued::default();
     let per_round = messages.len() / CLIENTS;
     for message in messages.iter().cycle().take(rounds as usize * per_round) {
+        let verdict = Verdict::of_payload(&message.payload);
         let mut router = router.lock().unwrap();
-        router.receive(message.conn, &message.payload, Instant::now(), &mut out);
+        router.receive_judged(
+            message.conn,
+            &message.payload,
+            verdict,
+            Instant::now(),
+            &mut out,
+        );
         drop(router);
         out.sent.clear();
     }
     out.delivered
 }
 
-/// Runs the threads together from one start and times them until the last has finished.
-fn relay_on_threads(router: &Mutex<Router>, shares: &[Vec<&Message>], rounds: u64) -> Duration {
+/// Runs the threads together from one start, each on its share of the messages and its router,
+/// and times them until the last has finished.
+fn relay_on_threads(routers: &[&Mutex<Router>], shares: &[Vec<&Message>], rounds: u64) -> Duration {
     let start = Barrier::new(shares.len() + 1);
     thread::scope(|scope| {
         let threads: Vec<_> = shares
             .iter()
-            .map(|share| {
+            .zip(routers)
+            .map(|(share, &router)| {
                 let start = &start;
                 scope.spawn(move || {
                     start.wait();
@@ -208,10 +220,22 @@ fn router_threads(c: &mut Criterion) {
     let messages = messages();
     let mut group = c.benchmark_group("router_threads");
     group.throughput(Throughput::Elements((PATHS * RECIPIENTS) as u64));
-    for threads in [1, 2] {
-        let mut router = router();
-        assert_relays(&mut router, &messages);
-        let router = Mutex::new(router);
+    // `shared`: one router for all threads, as the hub has. `apart`: a router of its own for
+    // each thread, so nothing is shared: the most any sharding of the paths could give.
+    for (sharing, threads) in [("shared", 1), ("shared", 2), ("apart", 2)] {
+        let routers: Vec<Mutex<Router>> = (0..threads)
+            .map(|_| {
+                let mut router = router();
+                assert_relays(&mut router, &messages);
+                Mutex::new(router)
+            })
+            .collect();
+        let per_thread: Vec<&Mutex<Router>> = (0..threads)
+            .map(|thread| match sharing {
+                "shared" => &routers[0],
+                _ => &routers[thread],
+            })
+            .collect();
         let shares: Vec<Vec<&Message>> = (0..threads)
             .map(|thread| {
                 messages
@@ -220,8 +244,8 @@ fn router_threads(c: &mut Criterion) {
                     .collect()
             })
             .collect();
-        group.bench_function(BenchmarkId::from_parameter(threads), |b| {
-            b.iter_custom(|rounds| relay_on_threads(&router, &shares, rounds))
+        group.bench_function(BenchmarkId::new(sharing, threads), |b| {
+            b.iter_custom(|rounds| relay_on_threads(&per_thread, &shares, rounds))
         });
     }
     group.finish();
@@ -241,11 +265,15 @@ fn per_message(c: &mut Criterion) {
         let mut next = messages.iter().cycle();
         b.iter(|| decoder.decode(&next.next().unwrap().payload, &mut budget, now))
     });
-    group.bench_function("receive", |b| {
+    group.bench_function("receive_judged", |b| {
         let mut router = router();
         assert_relays(&mut router, &messages);
+        let judged: Vec<_> = messages
+            .iter()
+            .map(|message| (message, Verdict::of_payload(&message.payload)))
+            .collect();
         let mut out = Queued::default();
-        let mut next = messages.iter().cycle();
+        let mut next = judged.iter().cycle();
         // Timed a round at a time, so dropping the queued payloads between rounds is not.
         b.iter_custom(|iters| {
             let mut elapsed = Duration::ZERO;
@@ -253,8 +281,9 @@ fn per_message(c: &mut Criterion) {
             while left > 0 {
                 let round = left.min(messages.len() as u64);
                 let began = Instant::now();
-                for message in next.by_ref().take(round as usize) {
-                    router.receive(message.conn, black_box(&message.payload), now, &mut out);
+                for &(message, verdict) in next.by_ref().take(round as usize) {
+                    let payload = black_box(&message.payload);
+                    router.receive_judged(message.conn, payload, verdict, now, &mut out);
                 }
                 elapsed += began.elapsed();
                 out.sent.clear();

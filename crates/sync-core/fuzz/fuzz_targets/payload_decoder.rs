@@ -77,7 +77,7 @@ fn check_message(payload: &str, decoded: &DecodedMessage) {
     let message = decoded.message();
     assert_eq!(validate(message), Some(*message_type), "{message:?}");
     let addressed = payload.split_once('\n').map(|(to, _)| to);
-    assert_eq!(addressed, Some(to_client_id.as_str()));
+    assert_eq!(addressed, Some(to_client_id.as_ref()));
     if joined.is_none() {
         assert_eq!(remainders.len(), 1, "an unfragmented message is one remainder");
         return;

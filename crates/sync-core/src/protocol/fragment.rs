@@ -1,11 +1,12 @@
 //! Reassembly of fragmented messages (`messageId\nindex\ntotal\npart`) and the splitting of
 //! outbound ones, with TinyBase's limits and expiry.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use super::error::{Overflow, SyncError};
 use super::limits::{MAX_FRAGMENT_BUFFERS, MAX_FRAGMENT_COUNT, MAX_PAYLOAD_BYTES};
-use super::message;
+use super::message::{self, Verdict};
 use super::payload;
 
 /// What one socket holds in partly received messages, shared by all of its decoders (a
@@ -18,14 +19,16 @@ pub struct SocketBudget {
     pub bytes: usize,
 }
 
-/// A whole, valid message decoded from one payload or from its last missing fragment.
+/// A whole, valid message decoded from one payload or from its last missing fragment. What it
+/// can, it borrows from the payload, so a message relayed at once is copied only into what is
+/// relayed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecodedMessage {
+pub struct DecodedMessage<'a> {
     /// Who the sender addressed: `""` for everyone, `"S"` for the server client, or a client id.
-    pub to_client_id: String,
+    pub to_client_id: Cow<'a, str>,
     /// What to relay to clients, each as `fromClientId\nremainder`: the single remainder, or the
     /// fragments' remainders in index order.
-    pub remainders: Vec<String>,
+    pub remainders: Vec<Cow<'a, str>>,
     /// The fragments' parts joined, for a message that came in fragments. An unfragmented
     /// message is its single remainder, kept once.
     pub joined: Option<String>,
@@ -33,7 +36,7 @@ pub struct DecodedMessage {
     pub message_type: i64,
 }
 
-impl DecodedMessage {
+impl DecodedMessage<'_> {
     /// The whole message remainder, as the server client receives it.
     pub fn message(&self) -> &str {
         match (&self.joined, self.remainders.as_slice()) {
@@ -46,9 +49,9 @@ impl DecodedMessage {
 
 /// The outcome of decoding one payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decoded {
+pub enum Decoded<'a> {
     /// A complete message to route.
-    Message(DecodedMessage),
+    Message(DecodedMessage<'a>),
     /// A fragment was stored; nothing to route yet.
     Pending,
     /// The payload broke a rule: report it and close the sender. The decoder ignores all later
@@ -161,7 +164,24 @@ impl PayloadDecoder {
     }
 
     /// Decodes one payload received at `now`, charging retained fragments to `budget`.
-    pub fn decode(&mut self, payload: &str, budget: &mut SocketBudget, now: Instant) -> Decoded {
+    pub fn decode<'a>(
+        &mut self,
+        payload: &'a str,
+        budget: &mut SocketBudget,
+        now: Instant,
+    ) -> Decoded<'a> {
+        self.decode_judged(payload, None, budget, now)
+    }
+
+    /// As [`PayloadDecoder::decode`], taking the validation of its message from `verdict` where
+    /// that judged this payload's remainder.
+    pub fn decode_judged<'a>(
+        &mut self,
+        payload: &'a str,
+        verdict: Option<Verdict>,
+        budget: &mut SocketBudget,
+        now: Instant,
+    ) -> Decoded<'a> {
         if self.invalid {
             return Decoded::Ignored;
         }
@@ -178,10 +198,10 @@ impl PayloadDecoder {
         let Some((client_id, remainder)) = payload::split(payload) else {
             return self.fail(SyncError::Message, budget);
         };
-        if let Some(message_type) = message::validate(remainder) {
+        if let Some(message_type) = Verdict::validate(verdict, remainder) {
             return Decoded::Message(DecodedMessage {
-                to_client_id: client_id.to_owned(),
-                remainders: vec![remainder.to_owned()],
+                to_client_id: Cow::Borrowed(client_id),
+                remainders: vec![Cow::Borrowed(remainder)],
                 joined: None,
                 message_type,
             });
@@ -192,14 +212,14 @@ impl PayloadDecoder {
         }
     }
 
-    fn add_fragment(
+    fn add_fragment<'a>(
         &mut self,
-        client_id: &str,
+        client_id: &'a str,
         remainder: &str,
         head: FragmentHead<'_>,
         budget: &mut SocketBudget,
         now: Instant,
-    ) -> Decoded {
+    ) -> Decoded<'a> {
         let overflow = SyncError::Overflow(Overflow::Fragments);
         if head.total > MAX_FRAGMENT_COUNT {
             return self.fail(overflow, budget);
@@ -256,11 +276,11 @@ impl PayloadDecoder {
         let mut remainders = Vec::with_capacity(group.remainders.len());
         for (remainder, part_at) in group.remainders.into_iter().flatten() {
             message.push_str(remainder.get(part_at..).unwrap_or_default());
-            remainders.push(remainder);
+            remainders.push(Cow::Owned(remainder));
         }
         match message::validate(&message) {
             Some(message_type) => Decoded::Message(DecodedMessage {
-                to_client_id: client_id.to_owned(),
+                to_client_id: Cow::Borrowed(client_id),
                 remainders,
                 joined: Some(message),
                 message_type,
@@ -270,7 +290,7 @@ impl PayloadDecoder {
     }
 
     /// Marks the decoder invalid, dropping what it holds, as TinyBase does before reporting.
-    fn fail(&mut self, error: SyncError, budget: &mut SocketBudget) -> Decoded {
+    fn fail(&mut self, error: SyncError, budget: &mut SocketBudget) -> Decoded<'static> {
         self.invalid = true;
         self.clear(budget);
         Decoded::Invalid(error)
@@ -384,7 +404,7 @@ mod tests {
         value.as_str().unwrap().to_owned()
     }
 
-    fn expected(outcome: &Value) -> Decoded {
+    fn expected(outcome: &Value) -> Decoded<'static> {
         match outcome {
             Value::String(s) if s == "pending" => Decoded::Pending,
             Value::String(s) if s == "ignored" => Decoded::Ignored,
@@ -399,11 +419,15 @@ mod tests {
             }
             Value::Object(o) => {
                 let message = o["message"].as_array().unwrap();
-                let remainders: Vec<String> =
-                    message[1].as_array().unwrap().iter().map(text).collect();
+                let remainders: Vec<Cow<str>> = message[1]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|remainder| text(remainder).into())
+                    .collect();
                 let whole = text(&message[3]);
                 Decoded::Message(DecodedMessage {
-                    to_client_id: text(&message[0]),
+                    to_client_id: text(&message[0]).into(),
                     // Kept apart only when it differs from a single remainder: when it came in
                     // fragments.
                     joined: (remainders != [whole.as_str()]).then_some(whole),
@@ -481,9 +505,8 @@ mod tests {
                 bytes: retained
             }
         );
-        let Decoded::Message(decoded) =
-            decoder.decode(&fragment(ID, 1, 3, parts[1]), &mut budget, now)
-        else {
+        let last = fragment(ID, 1, 3, parts[1]);
+        let Decoded::Message(decoded) = decoder.decode(&last, &mut budget, now) else {
             panic!("the last fragment completes the message");
         };
         assert_eq!(decoded.message(), "[\"ü\",1,\"\"]");
@@ -515,7 +538,8 @@ mod tests {
         assert_eq!(budget.groups, 1);
         assert_eq!(decoder.next_deadline(), Some(later + timeout));
         // A fragment arriving after its group expired starts a new one.
-        let late = decoder.decode(&fragment(ID, 1, 2, "1,\"\"]"), &mut budget, later + timeout);
+        let last = fragment(ID, 1, 2, "1,\"\"]");
+        let late = decoder.decode(&last, &mut budget, later + timeout);
         assert_eq!(late, Decoded::Pending);
         assert_eq!(budget.groups, 1);
         assert_eq!(decoder.next_deadline(), Some(later + 2 * timeout));

@@ -22,7 +22,8 @@ use serde::Deserialize;
 use serde_json::error::Category;
 use serde_json::value::RawValue;
 
-use super::limits::UNDEFINED_MARKER;
+use super::limits::{MAX_PAYLOAD_BYTES, MULTIPLE_CLIENT_ID, UNDEFINED_MARKER};
+use super::payload;
 
 /// TinyBase's message types, as numbered on the wire.
 pub mod message_type {
@@ -532,6 +533,59 @@ impl<'de> Visitor<'de> for KeySeed {
     }
 }
 
+/// One remainder's validation, made before the router's lock is taken so that the messages of
+/// different senders are judged in parallel. It answers only for the very slice it judged: a
+/// payload the router reads another way is judged again there.
+#[derive(Debug, Clone, Copy)]
+pub struct Verdict<'a> {
+    remainder: &'a str,
+    message_type: Option<i64>,
+}
+
+impl<'a> Verdict<'a> {
+    /// Validates the message a client's payload carries, reading it as the router will: the
+    /// remainder of a `toClientId\nremainder` payload, or of the one inside a multiplexed
+    /// socket's `M\nchannelId\npayload` envelope. `None` for a payload the router refuses
+    /// before validating: one without an envelope, or over the size limit.
+    pub fn of_payload(payload: &'a str) -> Option<Self> {
+        if payload.len() > MAX_PAYLOAD_BYTES {
+            return None;
+        }
+        let inner = payload::split(payload)
+            .filter(|(to, _)| *to == MULTIPLE_CLIENT_ID)
+            .and_then(|(_, channel)| payload::split(channel))
+            .map_or(payload, |(_, inner)| inner);
+        let (_, remainder) = payload::split(inner)?;
+        Some(Verdict {
+            remainder,
+            message_type: validate(remainder),
+        })
+    }
+
+    /// A verdict that says whatever a test needs, to show where verdicts are taken.
+    #[cfg(test)]
+    pub(crate) fn forged(remainder: &'a str, message_type: Option<i64>) -> Self {
+        Verdict {
+            remainder,
+            message_type,
+        }
+    }
+
+    /// What [`validate`] answers for `remainder`, judged now unless this verdict judged that
+    /// very slice.
+    pub fn validate(verdict: Option<Self>, remainder: &str) -> Option<i64> {
+        match verdict {
+            Some(verdict) if verdict.judged(remainder) => verdict.message_type,
+            _ => validate(remainder),
+        }
+    }
+
+    /// Whether `remainder` is the very slice this verdict judged, not just the same text.
+    pub(crate) fn judged(&self, remainder: &str) -> bool {
+        std::ptr::eq(self.remainder, remainder)
+    }
+}
+
 /// The type of a message already validated, `[requestId, messageType, body]`, read from its
 /// first two elements only, so a large body costs nothing; `None` where it cannot be read that
 /// way (a fragment, or anything that is not such a message).
@@ -781,5 +835,26 @@ mod tests {
             );
             proptest::prop_assert_eq!(peek_type(&remainder), Some(kind));
         }
+    }
+
+    #[test]
+    fn a_verdict_answers_only_for_the_slice_it_judged() {
+        let payload = format!("M\nchannel\nto\n{}", r#"[null,1,""]"#);
+        let verdict = Verdict::of_payload(&payload).unwrap();
+        let remainder = &payload[payload.len() - 11..];
+        assert_eq!(Verdict::validate(Some(verdict), remainder), Some(1));
+        // The same text elsewhere, or a slice that only starts where it does, is judged anew.
+        let copy = String::from(remainder);
+        let forged = Verdict::forged(remainder, Some(3));
+        assert_eq!(Verdict::validate(Some(forged), remainder), Some(3));
+        assert_eq!(Verdict::validate(Some(forged), copy.as_str()), Some(1));
+        assert_eq!(Verdict::validate(Some(forged), &remainder[..10]), None);
+        // A legacy payload is read after its first newline; one without any is not judged.
+        let legacy = "to\n[null,1,\"\"]";
+        let verdict = Verdict::of_payload(legacy);
+        assert_eq!(Verdict::validate(verdict, &legacy[3..]), Some(1));
+        assert!(Verdict::of_payload("no envelope").is_none());
+        let oversized = format!("\n{}", " ".repeat(MAX_PAYLOAD_BYTES));
+        assert!(Verdict::of_payload(&oversized).is_none());
     }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::fragment::{self, Decoded, PayloadDecoder, SocketBudget};
 use super::multiplex::{self, Envelope};
+use super::{message, payload};
 
 /// A xorshift generator: deterministic, so a failure replays.
 pub(crate) struct Rng(u64);
@@ -177,6 +178,49 @@ fn decoders_survive_mutated_payloads_and_keep_the_budget_balanced() {
     }
     assert_eq!(budget, SocketBudget::default());
     assert!(messages > 100, "{messages}");
+}
+
+#[test]
+fn a_verdict_taken_before_decoding_changes_nothing() {
+    let seeds = seeds();
+    let mut rng = Rng::new(0x5eed_0004);
+    let now = Instant::now();
+    let (mut judged, mut taken) = (0, 0);
+    for _ in 0..12_000 {
+        let seed = rng.pick(&seeds).clone();
+        let donor = rng.pick(&seeds).clone();
+        let mut payload = rng.mutate(&seed, &donor);
+        match rng.below(3) {
+            0 => payload = format!("c\n{payload}"),
+            1 => payload = format!("M\nchannel\nc\n{payload}"),
+            _ => {}
+        }
+        let verdict = message::Verdict::of_payload(&payload);
+        // Decoded as a legacy socket's payload, and as a multiplexed one's channel payload.
+        let channel = match multiplex::parse(&payload) {
+            Envelope::Channel { payload, .. } => Some(payload),
+            _ => None,
+        };
+        for read in std::iter::once(payload.as_str()).chain(channel) {
+            let mut budget = SocketBudget::default();
+            let plain = PayloadDecoder::new(Duration::from_secs(1)).decode(read, &mut budget, now);
+            let mut budget_judged = SocketBudget::default();
+            let with_verdict = PayloadDecoder::new(Duration::from_secs(1)).decode_judged(
+                read,
+                verdict,
+                &mut budget_judged,
+                now,
+            );
+            assert_eq!(plain, with_verdict, "{read:?}");
+            assert_eq!(budget, budget_judged);
+            judged += 1;
+            if let Some((_, remainder)) = payload::split(read) {
+                taken += usize::from(verdict.is_some_and(|verdict| verdict.judged(remainder)));
+            }
+        }
+    }
+    // Most payloads were decoded with the verdict taken, not judged again.
+    assert!(taken * 3 > judged, "{taken} of {judged}");
 }
 
 #[test]

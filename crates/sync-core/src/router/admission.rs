@@ -86,7 +86,7 @@ impl Router {
             Decision::Deny => self.refuse_unadmitted(conn, Some(Refusal::Denied), out),
             Decision::Grant(access) => {
                 for payload in self.admit(conn, access, out) {
-                    self.route(conn, &payload, now, out);
+                    self.route(conn, &payload, None, now, out);
                 }
             }
         }
@@ -274,7 +274,7 @@ impl Router {
             return;
         }
         for payload in waiting {
-            self.receive_channel(conn, &channel_id, &payload, now, out);
+            self.receive_channel(conn, &channel_id, &payload, None, now, out);
         }
     }
 

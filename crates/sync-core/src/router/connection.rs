@@ -13,6 +13,7 @@ use super::{ConnId, Outbox, PathKey, Payload};
 use crate::protocol::error::{Overflow, Refusal, SyncError};
 use crate::protocol::fragment::{Decoded, PayloadDecoder, SocketBudget};
 use crate::protocol::limits::MAX_PAYLOAD_BYTES;
+use crate::protocol::message::Verdict;
 
 pub(super) type Conns = IdMap<ConnId, Conn>;
 
@@ -33,14 +34,15 @@ impl Decoder {
         }
     }
 
-    pub(super) fn decode(
+    pub(super) fn decode<'a>(
         &mut self,
-        payload: &str,
+        payload: &'a str,
+        verdict: Option<Verdict>,
         budget: &mut SocketBudget,
         now: Instant,
         timers: &mut Timers,
-    ) -> Decoded {
-        let decoded = self.inner.decode(payload, budget, now);
+    ) -> Decoded<'a> {
+        let decoded = self.inner.decode_judged(payload, verdict, budget, now);
         timers.set(&self.timer, &mut self.scheduled, self.inner.next_deadline());
         decoded
     }

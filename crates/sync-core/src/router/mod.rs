@@ -23,6 +23,7 @@ use crate::protocol::limits::{
     MAX_CHANNELS, MAX_CHANNEL_RESOURCES, MAX_PAYLOAD_BYTES, SERVER_CLIENT_ID,
 };
 use crate::protocol::message::message_type::{CONTENT_HASHES, RESPONSE};
+use crate::protocol::message::Verdict;
 use crate::protocol::multiplex::{self, Control, Envelope};
 use crate::protocol::payload as envelope;
 
@@ -179,6 +180,19 @@ impl Router {
 
     /// A text payload arrived on `conn` at `now`.
     pub fn receive(&mut self, conn: ConnId, payload: &str, now: Instant, out: &mut impl Outbox) {
+        self.receive_judged(conn, payload, None, now, out);
+    }
+
+    /// As [`Router::receive`], with the message `payload` carries validated beforehand
+    /// ([`Verdict::of_payload`]), as a host does before it takes the lock the router is behind.
+    pub fn receive_judged(
+        &mut self,
+        conn: ConnId,
+        payload: &str,
+        verdict: Option<Verdict>,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) {
         let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -209,20 +223,27 @@ impl Router {
             }
             return;
         }
-        self.route(conn, payload, now, out);
+        self.route(conn, payload, verdict, now, out);
     }
 
     /// A payload from an admitted connection, or one it sent while it waited to be.
-    fn route(&mut self, conn: ConnId, payload: &str, now: Instant, out: &mut impl Outbox) {
+    fn route(
+        &mut self,
+        conn: ConnId,
+        payload: &str,
+        verdict: Option<Verdict>,
+        now: Instant,
+        out: &mut impl Outbox,
+    ) {
         let Some(state) = self.conns.get_mut(&conn) else {
             return;
         };
         let Kind::Legacy(legacy) = &mut state.kind else {
-            return self.receive_multiplexed(conn, payload, now, out);
+            return self.receive_multiplexed(conn, payload, verdict, now, out);
         };
         match legacy
             .decoder
-            .decode(payload, &mut legacy.budget, now, &mut self.timers)
+            .decode(payload, verdict, &mut legacy.budget, now, &mut self.timers)
         {
             Decoded::Message(message) => {
                 let path = legacy.path;
@@ -239,6 +260,7 @@ impl Router {
         &mut self,
         conn: ConnId,
         payload: &str,
+        verdict: Option<Verdict>,
         now: Instant,
         out: &mut impl Outbox,
     ) {
@@ -264,7 +286,7 @@ impl Router {
                     return self.invalidate(conn, SyncError::Message, out);
                 }
                 match mux.gates.get_mut(channel_id) {
-                    None => self.receive_channel(conn, channel_id, payload, now, out),
+                    None => self.receive_channel(conn, channel_id, payload, verdict, now, out),
                     Some(Gate::Denied) => out.dropped(Dropped::Denied, 1),
                     Some(Gate::Pending { awaiting, .. }) => {
                         if awaiting.push(conn, payload, &mut self.sockets).is_err() {
@@ -286,6 +308,7 @@ impl Router {
         conn: ConnId,
         channel_id: &str,
         payload: &str,
+        verdict: Option<Verdict>,
         now: Instant,
         out: &mut impl Outbox,
     ) {
@@ -300,7 +323,7 @@ impl Router {
         };
         match channel
             .decoder
-            .decode(payload, &mut mux.budget, now, &mut self.timers)
+            .decode(payload, verdict, &mut mux.budget, now, &mut self.timers)
         {
             Decoded::Message(message) => {
                 let path = channel.path;
@@ -524,7 +547,7 @@ impl Router {
                 from: from.clone(),
                 conn,
                 to: to.clone(),
-                remainder,
+                remainder: remainder.into_owned(),
                 to_server,
                 coalesces,
                 message_type,

@@ -401,6 +401,34 @@ fn an_invalid_payload_is_reported_and_closes_its_socket_once() {
 }
 
 #[test]
+fn a_verdict_is_taken_for_the_payload_it_judged_and_for_no_other() {
+    let mut f = Fixture::new(false);
+    f.open(1, "p", "ka");
+    f.open(2, "p", "kb");
+    f.open(3, "p", "kc");
+    f.events();
+    let (now, out) = (f.now, &mut f.out);
+    // A verdict that calls an invalid message valid shows that the router took it...
+    let payload = "\n[null,1,1]";
+    let forged = Verdict::forged(&payload[1..], Some(1));
+    f.router
+        .receive_judged(ConnId(1), payload, Some(forged), now, out);
+    assert_eq!(
+        f.sends(),
+        [sent(2, "ka\n[null,1,1]"), sent(3, "ka\n[null,1,1]")]
+    );
+    // ...and the same text arriving in another payload is judged again, and refused.
+    let again = payload.to_owned();
+    let (now, out) = (f.now, &mut f.out);
+    f.router
+        .receive_judged(ConnId(1), &again, Some(forged), now, out);
+    assert_eq!(
+        f.events(),
+        [Report(SyncError::Message), close(1, SyncError::Message)]
+    );
+}
+
+#[test]
 fn a_payload_too_large_for_its_recipient_overflows_that_socket_only() {
     let mut f = Fixture::new(false);
     f.open(1, "p", "a-long-client-id");
