@@ -20,6 +20,7 @@ use sync_core::changes::PendingDiff;
 use sync_core::protocol::limits::MAX_PAYLOAD_BYTES;
 use sync_core::protocol::message::message_type::{CONTENT_DIFF, CONTENT_HASHES};
 use sync_core::protocol::message::peek_type;
+use sync_core::protocol::payload as envelope;
 use sync_core::router::PathKey;
 
 use crate::event::Event;
@@ -133,7 +134,7 @@ impl ServerInbox {
         match event {
             Event::ToServer { path, payload } if self.busy.contains(&path) => {
                 // `fromClientId\nmessage`, validated on its way here.
-                let message = payload.split_once('\n').map_or("", |(_, message)| message);
+                let message = envelope::split(&payload).map_or("", |(_, message)| message);
                 match peek_type(message) {
                     Some(CONTENT_DIFF) => self.wait(path, Waiting::Unread(payload), events),
                     Some(CONTENT_HASHES) => self.wait(path, Waiting::Hashes(payload), events),
