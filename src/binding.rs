@@ -15,6 +15,8 @@ use sync_core::router::{Access, Config, ConnId, Decision, Limits, PathKey, Route
 
 use crate::event::{Event, MessageData};
 use crate::hub::Hub;
+#[cfg(unix)]
+use crate::hub::TakenSocket;
 
 /// How `createWsServer` was called, as far as the native side needs to know.
 #[napi(object)]
@@ -73,6 +75,9 @@ pub struct Accepted {
     pub client_id: String,
     /// Whether it negotiated the `tinybase` subprotocol (multiplexed channels).
     pub multiplexed: bool,
+    /// The HTTP response that completes the upgrade, when the plane is to write it: the upgrade
+    /// was taken from `ws` before it answered.
+    pub response: Option<String>,
 }
 
 /// One metric as read now: its name without a prefix, and every series it has.
@@ -203,8 +208,11 @@ impl NativeServer {
                 .hub
                 .adopt(
                     conn_id(conn),
-                    fd,
-                    head.to_vec(),
+                    TakenSocket {
+                        fd,
+                        head: head.to_vec(),
+                        response: accepted.response.map(String::into_bytes),
+                    },
                     &accepted.path_id,
                     &accepted.client_id,
                     accepted.multiplexed,

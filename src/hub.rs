@@ -401,6 +401,17 @@ impl Outbox for Effects<'_> {
     }
 }
 
+/// A socket `ws` upgraded (or was about to), handed to the plane.
+#[cfg(unix)]
+pub struct TakenSocket {
+    /// Node's fd: the plane works on a duplicate.
+    pub fd: i32,
+    /// The bytes Node had already read from it.
+    pub head: Vec<u8>,
+    /// The HTTP response that completes the upgrade, when the plane is to write it.
+    pub response: Option<Vec<u8>>,
+}
+
 /// One `createWsServer`'s native half.
 pub struct Hub {
     state: Mutex<State>,
@@ -633,14 +644,13 @@ impl Hub {
         self.take_events(&mut state)
     }
 
-    /// Takes over an upgraded socket. Nothing is read from it before the router knows the
-    /// connection: it is served only once registered.
+    /// Takes over a socket. Nothing is read from it before the router knows the connection: it is served only once
+    /// registered.
     #[cfg(unix)]
     pub fn adopt(
         self: &Arc<Self>,
         conn: ConnId,
-        fd: i32,
-        head: Vec<u8>,
+        socket: TakenSocket,
         path_id: &str,
         client_id: &str,
         multiplexed: bool,
@@ -650,6 +660,7 @@ impl Hub {
             .as_ref()
             .ok_or_else(|| std::io::Error::other("the server is destroyed"))?;
         let inbound: Arc<dyn Inbound> = self.clone();
+        let TakenSocket { fd, head, response } = socket;
         let (connection, adopted) = plane.adopt(conn, fd, head, inbound)?;
         let events = self.on_js_thread(|router, effects| {
             self.open_native.fetch_add(1, Ordering::AcqRel);
@@ -659,7 +670,7 @@ impl Hub {
         });
         // Served once registered and with the hub unlocked: its task then neither finds itself
         // unknown nor starts by waiting on the lock this thread holds.
-        adopted.serve();
+        adopted.answering(response.unwrap_or_default()).serve();
         Ok(events)
     }
 

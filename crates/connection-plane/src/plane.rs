@@ -153,6 +153,7 @@ impl Drop for Live {
 #[must_use = "nothing is read from an adopted socket until it is served"]
 pub struct Adopted {
     socket: std::net::TcpStream,
+    response: Vec<u8>,
     head: Vec<u8>,
     link: Link,
     runtime: Handle,
@@ -160,10 +161,19 @@ pub struct Adopted {
 
 #[cfg(unix)]
 impl Adopted {
+    /// For a socket whose upgrade request was read but not yet answered: `response`, the whole
+    /// HTTP response that completes the upgrade, is written before any frame. Sparing the JS
+    /// thread that write is most of what answering an upgrade there costs.
+    pub fn answering(mut self, response: Vec<u8>) -> Self {
+        self.response = response;
+        self
+    }
+
     /// Starts the connection's task. A socket the reactor refuses ends as closed with 1006.
     pub fn serve(self) {
         let Adopted {
             socket,
+            response,
             head,
             link,
             runtime,
@@ -174,7 +184,7 @@ impl Adopted {
                 .and_then(|()| tokio::net::TcpStream::from_std(socket));
             // On an error the link is dropped here, and its lifeline reports the close.
             if let Ok(stream) = stream {
-                session::run(stream, head, link).await;
+                session::run(stream, &response, head, link).await;
             }
         });
     }
@@ -248,6 +258,7 @@ impl Plane {
         };
         let adopted = Adopted {
             socket: std::net::TcpStream::from(owned),
+            response: Vec::new(),
             head,
             link,
             runtime: self.runtime().handle().clone(),

@@ -43,7 +43,8 @@ pub(crate) struct Link {
 }
 
 /// Serves one connection to its end and reports that end, also when serving it panicked.
-pub(crate) async fn run<S>(stream: S, head: Vec<u8>, link: Link)
+/// `response` is what the upgrade still has to answer (nothing when it was answered already).
+pub(crate) async fn run<S>(stream: S, response: &[u8], head: Vec<u8>, link: Link)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -58,6 +59,7 @@ where
     let served = AssertUnwindSafe(async move {
         let config = Some(plane.config);
         let mut wire = Wire::new(stream);
+        wire.queue_raw(response);
         let head = wire.check_head(head);
         let ws = WebSocketStream::from_partially_read(wire, head, Role::Server, config).await;
         let session = Session {
@@ -573,7 +575,7 @@ mod tests {
         for i in 0..100 {
             conn.send(Payload::from(format!("frame-{i:03}"))).unwrap();
         }
-        let task = tokio::spawn(run(Recording(writes.clone()), Vec::new(), link));
+        let task = tokio::spawn(run(Recording(writes.clone()), &[], Vec::new(), link));
         flushed(&conn).await;
         // Each frame: a two-byte header and nine bytes of text.
         assert_eq!(*writes.lock().unwrap(), [100 * 11]);

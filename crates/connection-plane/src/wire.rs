@@ -143,6 +143,11 @@ impl<S> Wire<S> {
         self.passing = true;
     }
 
+    /// Queues bytes that are not a frame: the response that completes the upgrade.
+    pub(crate) fn queue_raw(&mut self, bytes: &[u8]) {
+        self.gather.extend_from_slice(bytes);
+    }
+
     /// Queues an unmasked, final text frame carrying `payload`.
     pub(crate) fn queue_text(&mut self, payload: &Payload) {
         self.queue_message(TEXT, payload.bytes());

@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{read_to_end, recorder, Client, Event, Events, Server, PATIENCE};
+use common::{read_to_end, recorder, Client, Event, Events, Request, Server, PATIENCE};
 use connection_plane::{
     ConnId, Connection, FrameError, Heartbeat, Inbound, InvalidCloseCode, Payload, Plane, Settings,
     NO_STATUS, OVERSIZED_CODE, OVERSIZED_REASON,
@@ -58,6 +58,34 @@ fn close_of(received: &[Message]) -> Option<(u16, String)> {
         Message::Close(Some(frame)) => Some((frame.code.into(), frame.reason.as_str().to_owned())),
         _ => None,
     })
+}
+
+#[tokio::test]
+async fn an_upgrade_the_plane_answers_is_complete_before_its_first_frame() {
+    let plane = plane();
+    let server = Server::bind().await;
+    let (inbound, mut events) = recorder();
+    let (client, request) = server.connect_unanswered().await;
+    let Request { upgraded, response } = request;
+    let conn = upgraded.adopt_answering(&plane, ConnId(1), inbound, response);
+    // Queued before the client could have read the response: it must still come after it.
+    conn.send(Payload::from("first".to_owned())).unwrap();
+
+    let mut client = client.await;
+    let first = tokio::time::timeout(PATIENCE, client.next())
+        .await
+        .expect("nothing arrived in time");
+    assert_eq!(first.unwrap().unwrap(), text("first"));
+    client.send(text("back")).await.unwrap();
+    assert_eq!(
+        events.next().await,
+        Event::Message(ConnId(1), "back".into())
+    );
+    drop(client);
+    assert!(matches!(
+        events.next().await,
+        Event::Closed(ConnId(1), _, _)
+    ));
 }
 
 #[tokio::test]

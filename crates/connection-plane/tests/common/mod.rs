@@ -4,6 +4,7 @@
 // Each test binary uses its own part of the harness.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,23 +106,54 @@ impl Server {
     }
 
     async fn connect_with(&self, socket: TcpSocket) -> (Client, Upgraded) {
+        let (client, server) = tokio::join!(self.client(socket), async {
+            let mut request = self.request().await;
+            let response = request.response.clone();
+            request
+                .upgraded
+                .socket
+                .write_all(&response)
+                .await
+                .expect("write 101");
+            request.upgraded
+        });
+        (client, server)
+    }
+
+    /// Connects a client whose upgrade request the server reads but leaves unanswered, so the
+    /// plane answers it: the client's handshake completes once the plane writes the response.
+    pub async fn connect_unanswered(&self) -> (impl Future<Output = Client>, Request) {
+        let socket = TcpSocket::new_v4().expect("socket");
+        let client = tokio::spawn(self.client(socket));
+        let request = self.request().await;
+        let client = async { client.await.expect("client task") };
+        (client, request)
+    }
+
+    fn client(&self, socket: TcpSocket) -> impl Future<Output = Client> + Send + 'static {
         let addr = self.listener.local_addr().expect("local address");
-        let client = async {
+        async move {
             let stream = socket.connect(addr).await.expect("connect");
             let (client, _) = tokio_tungstenite::client_async(format!("ws://{addr}/path"), stream)
                 .await
                 .expect("client handshake");
             client
-        };
-        let server = async {
-            let (socket, _) = self.listener.accept().await.expect("accept");
-            upgrade(socket).await
-        };
-        tokio::join!(client, server)
+        }
+    }
+
+    async fn request(&self) -> Request {
+        let (socket, _) = self.listener.accept().await.expect("accept");
+        read_request(socket).await
     }
 }
 
-async fn upgrade(mut socket: TcpStream) -> Upgraded {
+/// An upgrade request read whole, and the 101 response that answers it.
+pub struct Request {
+    pub upgraded: Upgraded,
+    pub response: Vec<u8>,
+}
+
+async fn read_request(mut socket: TcpStream) -> Request {
     let mut read = Vec::new();
     let end = loop {
         let mut chunk = [0; 1024];
@@ -146,13 +178,12 @@ async fn upgrade(mut socket: TcpStream) -> Upgraded {
          Sec-WebSocket-Accept: {}\r\n\r\n",
         derive_accept_key(key.as_bytes())
     );
-    socket
-        .write_all(response.as_bytes())
-        .await
-        .expect("write 101");
-    Upgraded {
-        socket,
-        head: read.split_off(end),
+    Request {
+        upgraded: Upgraded {
+            socket,
+            head: read.split_off(end),
+        },
+        response: response.into_bytes(),
     }
 }
 
@@ -170,11 +201,22 @@ impl Upgraded {
     /// Hands the socket to the plane and closes the test's own fd, as the JS side destroys its
     /// copy after the takeover.
     pub fn adopt(self, plane: &Plane, conn: ConnId, inbound: Arc<dyn Inbound>) -> Connection {
+        self.adopt_answering(plane, conn, inbound, Vec::new())
+    }
+
+    /// As [`Upgraded::adopt`], the plane writing `response` to complete the upgrade.
+    pub fn adopt_answering(
+        self,
+        plane: &Plane,
+        conn: ConnId,
+        inbound: Arc<dyn Inbound>,
+        response: Vec<u8>,
+    ) -> Connection {
         let socket = self.socket.into_std().expect("deregister");
         let (connection, adopted) = plane
             .adopt(conn, socket.as_raw_fd(), self.head, inbound)
             .expect("adopt");
-        adopted.serve();
+        adopted.answering(response).serve();
         connection
     }
 }
