@@ -63,6 +63,17 @@ export type NativeOptions = {
    * Default 0: it stops at once, as in TinyBase.
    */
   keepPathSeconds?: number;
+  /**
+   * Answer WebSocket upgrades on the native plane instead of in ws, for a
+   * WebSocketServer created with `port` or `server`. A plain TCP request that
+   * ws would accept as it is gets its 101 from the native plane and never
+   * becomes a ws WebSocket: it is not in the WebSocketServer's `clients`, and
+   * no 'connection' is emitted for it ('headers' still is). Other requests
+   * (TLS, deflate, a `verifyClient` or `handleProtocols` option, or any ws
+   * would refuse) go to ws as before. Use getClientIds and closeClients for
+   * what `clients` would give. Default false.
+   */
+  nativeUpgrade?: boolean;
 };
 
 /** Where the servers of one cluster meet. */
@@ -104,6 +115,17 @@ export type WithNativeOptions<
   ((
     ...args: [...Parameters<CreateWsServer>, nativeOptions?: NativeOptions]
   ) => ReturnType<CreateWsServer>);
+
+/**
+ * Closes every client connection of a WsServer of this package, also those
+ * whose upgrade the native plane answered, with `code` and `reason` as ws's
+ * WebSocket.close takes them; resolves once all have closed.
+ */
+export declare function closeClients(
+  wsServer: WsServer | WsServerSimple,
+  code?: number,
+  reason?: string,
+): Promise<void>;
 
 /** Why a connection stayed in ws, on the JS plane, instead of being taken over. */
 export type KeptInJsReason =

@@ -4,6 +4,7 @@
 import {startRelay} from './lib/relay.js';
 
 export {createWsServerSimple} from './simple/index.js';
+export {closeClients} from './lib/clients.js';
 export {getConnectionPlane, getPlaneStats} from './lib/plane-stats.js';
 export {getMetrics, registerMetrics} from './lib/metrics.js';
 
@@ -13,6 +14,7 @@ export {getMetrics, registerMetrics} from './lib/metrics.js';
  * `{heartbeatSeconds = 30, heartbeatMisses = 2}` (a heartbeat of 0 turns it off),
  * with `cluster: {redis, prefix = 'tinybase'}` joins the servers sharing that Redis and prefix,
  * with `keepPathSeconds` keeps a persisted path loaded that long after its last client leaves,
+ * with `nativeUpgrade` answers WebSocket upgrades on the native plane (see lib/upgrade.js),
  * and controls access with `{authorize, maxClientsPerPath, maxMessagesPerSecond}` (see
  * lib/access.js).
  */

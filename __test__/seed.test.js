@@ -26,7 +26,10 @@ import {
   waitFor,
   withTimeout,
 } from './support/harness.js';
-import {createWsServer as createWsServerUnderTest} from './support/implementation.js';
+import {
+  NO_WS_WEBSOCKET,
+  createWsServer as createWsServerUnderTest,
+} from './support/implementation.js';
 
 const options = {timeout: TEST_TIMEOUT_MS};
 
@@ -274,7 +277,7 @@ test(
 
 test(
   "example 4: a custom connection listener sees the client's address",
-  options,
+  {...options, skip: NO_WS_WEBSOCKET},
   async () => {
     const logged = [];
     const console = {log: (value) => logged.push(plain(value))};

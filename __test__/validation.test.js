@@ -13,7 +13,10 @@ import {
   waitForEqual,
   withTimeout,
 } from './support/harness.js';
-import {name as implementation} from './support/implementation.js';
+import {
+  NO_WS_WEBSOCKET,
+  name as implementation,
+} from './support/implementation.js';
 
 const options = {timeout: TEST_TIMEOUT_MS};
 const HLC = 'P7LPBu2----yFh3x';
@@ -284,7 +287,7 @@ const PLANES = {
 const startWatched = async (t, plane) => {
   const server = await startServer(t, {options: {perMessageDeflate: true}});
   const getConnectionPlane =
-    implementation === 'native'
+    implementation !== 'reference'
       ? (await import('../index.js')).getConnectionPlane
       : undefined;
   const serverSides = [];
@@ -310,7 +313,8 @@ const startWatched = async (t, plane) => {
 for (const plane of Object.keys(PLANES)) {
   test(
     `${plane} plane: a Close with a status ws refuses fails the connection as ws does`,
-    options,
+    // Only the JS plane's connections are ws's with nativeUpgrade.
+    {...options, skip: plane == 'native' && NO_WS_WEBSOCKET},
     async (t) => {
       const {server, connect} = await startWatched(t, plane);
       for (const code of [999, 1004, 1005, 1006, 1015, 2999, 5000]) {
@@ -355,7 +359,8 @@ for (const plane of Object.keys(PLANES)) {
 for (const plane of Object.keys(PLANES)) {
   test(
     `${plane} plane: a Close with 1014 is answered and reported with its status and reason`,
-    options,
+    // Only the JS plane's connections are ws's with nativeUpgrade.
+    {...options, skip: plane == 'native' && NO_WS_WEBSOCKET},
     async (t) => {
       const {server, connect} = await startWatched(t, plane);
       const reason = 'Bad Gateway: upstream é';

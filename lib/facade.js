@@ -163,11 +163,16 @@ export const emitPong = (webSocket, data) =>
 
 // A frame ws would reject: as after ws's receiver error, the socket is closing (the plane sent the
 // status) and the error is emitted on the WebSocket, reaching its 'error' listeners.
-export const emitError = (webSocket, message, code, rangeError) => {
+/** The error ws's WebSocket emits for a frame it refuses. */
+export const frameError = (message, code, rangeError) => {
   const error = new (rangeError ? RangeError : Error)(message);
   error.code = code;
+  return error;
+};
+
+export const emitError = (webSocket, message, code, rangeError) => {
   if (webSocket.readyState < CLOSING) {
     webSocket._readyState = CLOSING;
   }
-  webSocket.emit('error', error);
+  webSocket.emit('error', frameError(message, code, rangeError));
 };

@@ -79,10 +79,13 @@ export const createPlaneCounts = () => {
         planeCounts.byReason[reason] = (planeCounts.byReason[reason] ?? 0) + 1;
       }
     }
-    connectionPlanes.set(
-      webSocket,
-      reason === undefined ? {plane} : {plane, reason},
-    );
+    // A connection whose upgrade the plane answered has no WebSocket to look up.
+    if (webSocket !== undefined) {
+      connectionPlanes.set(
+        webSocket,
+        reason === undefined ? {plane} : {plane, reason},
+      );
+    }
     if (reason !== undefined) {
       warnOnce(reason);
     }

@@ -10,18 +10,23 @@ import {
   emitError,
   emitMessage,
   emitPong,
+  frameError,
 } from './facade.js';
+import {registerClients} from './clients.js';
 import {createListeners} from './listeners.js';
 import {attachMetrics, createMetricsSource} from './metrics.js';
 import {createPaths} from './paths.js';
 import {createPlaneCounts} from './plane-stats.js';
 import {createServerClients} from './server-client.js';
-import {detach, planeOf, release} from './takeover.js';
+import {detach, planeOf, release, stopReading} from './takeover.js';
+import {nativeUpgradeOf, takeUpgrades} from './upgrade.js';
 
 const {NativeServer} = createRequire(import.meta.url)('./native.cjs');
 
 const PATH_REGEX = /\/([^?]*)/;
 const JOIN = Symbol('join');
+// Marks a request whose upgrade the native plane answers: no ws 'connection' follows it.
+const UPGRADED = Symbol('upgraded');
 const MULTIPLEX_PROTOCOL = 'tinybase';
 const MAX_PAYLOAD_BYTES = 16777216;
 const OVERFLOW_CLOSE_CODE = 1013;
@@ -53,11 +58,18 @@ export const startRelay = (
     heartbeatMisses = DEFAULT_HEARTBEAT_MISSES,
     cluster,
     keepPathSeconds = 0,
+    nativeUpgrade = false,
     ...accessOptions
   } = {},
 ) => {
   if (cluster !== undefined && typeof cluster?.redis != 'string') {
     throw new TypeError('cluster.redis must be a Redis URL');
+  }
+  const upgradeServer = webSocketServer?._server;
+  if (nativeUpgrade && typeof upgradeServer?.on != 'function') {
+    throw new TypeError(
+      'nativeUpgrade needs a WebSocketServer created with `port` or `server`',
+    );
   }
   let destroying;
   // Set once destroy() stops every path: their failures then reject destroy() instead.
@@ -65,8 +77,11 @@ export const startRelay = (
   const pathStops = [];
   let nextConn = 1;
   // conn -> {webSocket, native, closed}: `native` when the plane took the socket over, `closed`
-  // counts its close
+  // counts its close; no webSocket when the plane answered its upgrade
   const conns = new Map();
+  // conn -> what resolves once it has closed, for the connections whose upgrade the plane
+  // answered: ws never saw them, so destroy() closes them itself
+  const upgraded = new Map();
   const planeCounts = createPlaneCounts();
   const webSockets = new Set();
   const serverRemovers = [];
@@ -212,8 +227,15 @@ export const startRelay = (
       withFacade(conn, emitMessage, binary ?? text, binary !== undefined),
     pong: ({conn, text}) => withFacade(conn, emitPong, text),
     authorize: access.decide,
-    socketError: ({conn, text, errorCode, rangeError}) =>
-      withFacade(conn, emitError, text, errorCode, rangeError),
+    // A connection whose upgrade the plane answered has no WebSocket to emit it: its error is
+    // reported as the server's 'error' listener on a WebSocket reports it.
+    socketError: ({conn, text, errorCode, rangeError}) => {
+      if (upgraded.has(conn)) {
+        handleError(frameError(text, errorCode, rangeError));
+      } else {
+        withFacade(conn, emitError, text, errorCode, rangeError);
+      }
+    },
   };
   const handleEvent = (event) => handlers[event.kind](event);
 
@@ -283,7 +305,7 @@ export const startRelay = (
       native: true,
       closed: planeCounts.opened(webSocket),
     });
-    release(webSocket);
+    release(webSocket._socket);
     apply(events);
   };
 
@@ -308,7 +330,7 @@ export const startRelay = (
   // 'connection' that never comes or comes later (noServer users emit it themselves).
   const onHeaders = (_headers, request) => {
     const pathId = request?.url?.match?.(PATH_REGEX)?.[1];
-    if (pathId !== undefined) {
+    if (pathId !== undefined && !request[UPGRADED]) {
       native.joining(pathId);
       const join = {pathId};
       request[JOIN] = join;
@@ -360,6 +382,56 @@ export const startRelay = (
     }
   };
 
+  // The plane answers an upgrade ws would accept as it is; ws still emits 'headers' for it, so
+  // listeners may add to the response, but no WebSocket and no 'connection' exist for it.
+  const onUpgrade = (request, socket, bodyHead) => {
+    const pathId = request.url?.match(PATH_REGEX)?.[1];
+    const upgrade =
+      destroying === undefined && pathId !== undefined
+        ? nativeUpgradeOf(webSocketServer, request, socket)
+        : undefined;
+    if (upgrade === undefined) {
+      return false;
+    }
+    const {fd, key, protocol, headers} = upgrade;
+    request[UPGRADED] = true;
+    webSocketServer.emit('headers', headers, request);
+    const conn = nextConn++;
+    access.remember(conn, request);
+    const head = Buffer.concat([bodyHead, stopReading(socket)]);
+    let closed;
+    upgraded.set(conn, new Promise((resolve) => (closed = resolve)));
+    const countClose = planeCounts.opened();
+    conns.set(conn, {
+      native: true,
+      closed: () => {
+        countClose();
+        upgraded.delete(conn);
+        closed();
+      },
+    });
+    let events;
+    try {
+      events = native.adopt(conn, fd, head, {
+        pathId,
+        clientId: key,
+        multiplexed: protocol == MULTIPLEX_PROTOCOL,
+        response: headers.concat('\r\n').join('\r\n'),
+      });
+    } catch (error) {
+      forget(conn);
+      socket.destroy();
+      handleError(error);
+      return true;
+    }
+    release(socket);
+    apply(events);
+    return true;
+  };
+  const restoreUpgrades = nativeUpgrade
+    ? takeUpgrades(upgradeServer, onUpgrade)
+    : () => {};
+
   serverRemovers.push(listen(webSocketServer, 'error', handleError));
   serverRemovers.push(listen(webSocketServer, 'headers', onHeaders));
   const removeConnectionListener = listen(
@@ -368,7 +440,7 @@ export const startRelay = (
     onConnection,
   );
 
-  const closeWebSocket = (webSocket) =>
+  const closeWebSocket = (webSocket, code, reason) =>
     new Promise((resolve, reject) => {
       if (webSocket.readyState == webSocket.CLOSED) {
         resolve();
@@ -379,12 +451,25 @@ export const startRelay = (
         resolve();
       });
       try {
-        webSocket.close();
+        webSocket.close(code, reason);
       } catch (error) {
         removeCloseListener();
         reject(error);
       }
     });
+
+  // Every client, also those whose upgrade the plane answered, which ws does not know.
+  const closeClients = (code, reason) => [
+    ...[...webSockets].map((webSocket) =>
+      closeWebSocket(webSocket, code, reason),
+    ),
+    ...[...upgraded].map(([conn, closed]) => {
+      if (!native.closeNative(conn, code, String(reason ?? ''))) {
+        throw new TypeError('First argument must be a valid error code number');
+      }
+      return closed;
+    }),
+  ];
 
   // The server's own close error wins over any socket's, as in TinyBase.
   const closeWebSocketServer = async () => {
@@ -392,7 +477,7 @@ export const startRelay = (
       new Promise((resolve, reject) =>
         webSocketServer.close((error) => (error ? reject(error) : resolve())),
       ),
-      ...[...webSockets].map(closeWebSocket),
+      ...closeClients(),
     ]);
     const failure = results.find(({status}) => status == 'rejected');
     if (failure) {
@@ -405,6 +490,7 @@ export const startRelay = (
   const destroy = () =>
     (destroying ??= (async () => {
       stoppingAll = true;
+      restoreUpgrades();
       removeConnectionListener();
       const serverClosing = closeWebSocketServer().then(
         () => undefined,
@@ -450,6 +536,9 @@ export const startRelay = (
     destroy,
   });
   planeCounts.register(wsServer);
+  registerClients(wsServer, async (code, reason) => {
+    await Promise.all(closeClients(code, reason));
+  });
   attachMetrics(wsServer, metrics);
   return wsServer;
 };

@@ -150,6 +150,13 @@ export const detach = (webSocket) => {
       }
     }
   }
+  return stopReading(socket);
+};
+
+/**
+ * Stops Node reading a socket for good; returns every byte it had read but not yet delivered.
+ */
+export const stopReading = (socket) => {
   // An error on the orphaned socket before it is destroyed must not become an uncaught exception.
   socket.on('error', noop);
   socket.pause();
@@ -174,7 +181,6 @@ export const detach = (webSocket) => {
  * Node's fd (the native plane works on a duplicate). Done from setImmediate: destroying inside the
  * I/O phase left a stale epoll registration with io_uring.
  */
-export const release = (webSocket) => {
-  const socket = webSocket._socket;
+export const release = (socket) => {
   setImmediate(() => socket.destroy());
 };

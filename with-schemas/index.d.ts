@@ -14,6 +14,7 @@ export type {
   PlaneStats,
 } from '../index.js';
 export {
+  closeClients,
   getConnectionPlane,
   getMetrics,
   getPlaneStats,

@@ -8,9 +8,35 @@ const IMPLEMENTATIONS = {
     ...(await import('tinybase/synchronizers/synchronizer-ws-server-simple')),
   }),
   native: () => import('../../index.js'),
+  // The native servers answering upgrades on their plane wherever the WebSocketServer has an
+  // HTTP server of its own, as the command does.
+  'native-upgrade': async () => {
+    const native = await import('../../index.js');
+    const upgrading =
+      (create, options) =>
+      (webSocketServer, ...args) => {
+        const nativeOptions = args[options] ?? {};
+        args[options] = {
+          nativeUpgrade: typeof webSocketServer?._server?.on == 'function',
+          ...nativeOptions,
+        };
+        return create(webSocketServer, ...args);
+      };
+    return {
+      createWsServer: upgrading(native.createWsServer, 4),
+      createWsServerSimple: upgrading(native.createWsServerSimple, 0),
+    };
+  },
 };
 
 export const name = process.env.TB_WS_SERVER || 'native';
+
+// With nativeUpgrade the plane answers the upgrade: ws makes no WebSocket and emits no
+// 'connection' for it, so a test that watches those has nothing to watch.
+export const upgradesNatively = name == 'native-upgrade';
+export const NO_WS_WEBSOCKET =
+  upgradesNatively &&
+  'the native plane answers the upgrade: ws makes no WebSocket and emits no connection event';
 
 if (!Object.hasOwn(IMPLEMENTATIONS, name)) {
   throw new Error(

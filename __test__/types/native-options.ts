@@ -5,6 +5,7 @@ import {createMergeableStore} from 'tinybase';
 import {createFilePersister} from 'tinybase/persisters/persister-file';
 import {Registry} from 'prom-client';
 import {
+  closeClients,
   createWsServer,
   createWsServerSimple,
   getConnectionPlane,
@@ -32,6 +33,7 @@ const options: NativeOptions = {
   heartbeatSeconds: 10,
   heartbeatMisses: 3,
   keepPathSeconds: 30,
+  nativeUpgrade: true,
 };
 
 const withOptions: WsServer = createWsServer(
@@ -109,4 +111,8 @@ createSimpleFromSubpath(webSocketServer);
 getPlaneStats(simple);
 getMetrics(simple);
 
-export {withOptions, nativeOpen, keptForTls, families, unregister};
+// Every client, also those whose upgrade the native plane answered.
+const closing: Promise<void> = closeClients(withOptions, 1001, 'restarting');
+closeClients(simple);
+
+export {closing, withOptions, nativeOpen, keptForTls, families, unregister};

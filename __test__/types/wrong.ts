@@ -5,6 +5,7 @@ import {WebSocketServer} from 'ws';
 import {createMergeableStore} from 'tinybase';
 import {createFilePersister} from 'tinybase/persisters/persister-file';
 import {
+  closeClients,
   createWsServer,
   getMetrics,
   registerMetrics,
@@ -29,6 +30,8 @@ createWsServer(webSocketServer, undefined, undefined, 1, 4096, textSeconds); // 
 createWsServer(webSocketServer, undefined, undefined, 1, 4096, {heartbeat: 30}); // wrong
 const textKeep = {keepPathSeconds: '5'};
 createWsServer(webSocketServer, undefined, undefined, 1, 4096, textKeep); // wrong
+const textUpgrade = {nativeUpgrade: 'yes'};
+createWsServer(webSocketServer, undefined, undefined, 1, 4096, textUpgrade); // wrong
 createWsServer(webSocketServer, undefined, undefined, 1, 4096, {}, 0); // wrong
 const trueAccess = {authorize: () => true};
 createWsServer(webSocketServer, undefined, undefined, 1, 4096, trueAccess); // wrong
@@ -57,6 +60,7 @@ createWsServerWithSchemas<Schemas, FilePersister<Schemas>>(
 );
 
 getMetrics(webSocketServer); // wrong
+closeClients(webSocketServer, 1001); // wrong
 registerMetrics(server, {}); // wrong
 getMetrics(server, {prefix: 1}); // wrong
 

@@ -1,0 +1,330 @@
+// `nativeUpgrade`: the native plane answers the upgrades ws would accept as they are, and ws
+// answers every other one as before. What a client sees must not tell the two apart.
+
+import assert from 'node:assert/strict';
+import {randomBytes} from 'node:crypto';
+import {once} from 'node:events';
+import net from 'node:net';
+import test from 'node:test';
+import {WebSocket, WebSocketServer} from 'ws';
+import {
+  TEST_TIMEOUT_MS,
+  closeOf,
+  defer,
+  openClient,
+  waitFor,
+  waitForEqual,
+  withTimeout,
+} from '../support/harness.js';
+import {closeClients, getPlaneStats} from '../../index.js';
+import {
+  OPCODES,
+  clientFrame,
+  createWsServer,
+  openTcp,
+  openWs,
+} from './support/native.js';
+
+const options = {timeout: TEST_TIMEOUT_MS};
+
+/**
+ * A WebSocketServer listening on a port of its own, served by this package's createWsServer
+ * with `nativeUpgrade` (unless `upgrade` is false), counting the 'connection' events ws emits.
+ */
+const start = async (t, {serverOptions, upgrade = true} = {}) => {
+  const webSocketServer = new WebSocketServer({
+    host: '127.0.0.1',
+    port: 0,
+    perMessageDeflate: false,
+    ...serverOptions,
+  });
+  defer(t, () =>
+    withTimeout(
+      new Promise((resolve) => webSocketServer.close(() => resolve())),
+      'the WebSocketServer to close',
+    ),
+  );
+  await withTimeout(once(webSocketServer, 'listening'), 'listening');
+  const errors = [];
+  const wsServer = createWsServer(
+    webSocketServer,
+    undefined,
+    (error) => errors.push(error),
+    undefined,
+    undefined,
+    {nativeUpgrade: upgrade},
+  );
+  defer(t, () =>
+    withTimeout(
+      wsServer.destroy().catch(() => {}),
+      'wsServer.destroy()',
+    ),
+  );
+  const seen = {connections: 0};
+  webSocketServer.on('connection', () => seen.connections++);
+  const {port} = webSocketServer.address();
+  return {
+    webSocketServer,
+    wsServer,
+    errors,
+    seen,
+    port,
+    url: (path = '') => `ws://127.0.0.1:${port}/${path}`,
+  };
+};
+
+// Sends `request` as it is and resolves with everything the server wrote until it closed.
+const exchange = async (t, port, request) => {
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  defer(t, () => socket.destroy());
+  const chunks = [];
+  socket.on('data', (chunk) => chunks.push(chunk));
+  await withTimeout(once(socket, 'connect'), 'a raw TCP connect');
+  socket.end(request);
+  await withTimeout(once(socket, 'close'), 'the server to close');
+  return Buffer.concat(chunks).toString();
+};
+
+const upgradeRequest = (path, headers) =>
+  `GET /${path} HTTP/1.1\r\nHost: localhost\r\n` +
+  Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('') +
+  '\r\n';
+
+const validHeaders = () => ({
+  Upgrade: 'websocket',
+  Connection: 'Upgrade',
+  'Sec-WebSocket-Key': randomBytes(16).toString('base64'),
+  'Sec-WebSocket-Version': '13',
+});
+
+test(
+  'the plane answers the upgrades: clients sync, and ws makes no WebSocket for them',
+  options,
+  async (t) => {
+    const server = await start(t, {serverOptions: {perMessageDeflate: true}});
+    const native1 = await openClient(t, server.url('p'), {
+      webSocket: new WebSocket(server.url('p'), {perMessageDeflate: false}),
+    });
+    const native2 = await openClient(t, server.url('p'), {
+      webSocket: new WebSocket(server.url('p'), {perMessageDeflate: false}),
+    });
+    // Offering permessage-deflate to a server that accepts it: only ws negotiates it.
+    const deflate = await openClient(t, server.url('p'));
+    assert.equal(deflate.webSocket.extensions, 'permessage-deflate');
+
+    native1.store.setCell('t', 'native1', 'c', 1);
+    native2.store.setCell('t', 'native2', 'c', 2);
+    deflate.store.setCell('t', 'deflate', 'c', 3);
+    const all = {t: {native1: {c: 1}, native2: {c: 2}, deflate: {c: 3}}};
+    for (const client of [native1, native2, deflate]) {
+      await waitForEqual(() => client.store.getTables(), all);
+    }
+    assert.equal(server.wsServer.getClientIds('p').length, 3);
+    assert.deepEqual(
+      {
+        connections: server.seen.connections,
+        clients: server.webSocketServer.clients.size,
+      },
+      {connections: 1, clients: 1},
+    );
+    assert.deepEqual(getPlaneStats(server.wsServer), {
+      native: {opened: 2, open: 2},
+      js: {opened: 1, open: 1, byReason: {deflate: 1}},
+    });
+    assert.deepEqual(server.errors, []);
+  },
+);
+
+test(
+  'its 101 is byte for byte the one ws writes, with what a headers listener adds',
+  options,
+  async (t) => {
+    const key = randomBytes(16).toString('base64');
+    const protocols = {'Sec-WebSocket-Protocol': 'chat, tinybase'};
+    const heads = [];
+    for (const upgrade of [false, true]) {
+      const server = await start(t, {upgrade});
+      server.webSocketServer.on('headers', (headers) =>
+        headers.push('X-Served-By: test'),
+      );
+      const client = await openTcp(t, server.port, 'p', {
+        key,
+        headers: protocols,
+      });
+      await waitFor(() => client.head, 'the 101 response');
+      heads.push(client.head);
+      assert.equal(server.seen.connections, upgrade ? 0 : 1);
+    }
+    assert.equal(heads[1], heads[0]);
+    assert.match(heads[1], /^HTTP\/1\.1 101 Switching Protocols\r\n/);
+    // As ws without handleProtocols: the first subprotocol offered.
+    assert.match(heads[1], /\r\nSec-WebSocket-Protocol: chat\r\n/);
+    assert.match(heads[1], /\r\nX-Served-By: test$/);
+  },
+);
+
+test(
+  'a request ws refuses is refused by ws, as without the option',
+  options,
+  async (t) => {
+    const requests = {
+      'a bad key': upgradeRequest('p', {
+        ...validHeaders(),
+        'Sec-WebSocket-Key': 'short',
+      }),
+      'an old version': upgradeRequest('p', {
+        ...validHeaders(),
+        'Sec-WebSocket-Version': '7',
+      }),
+      'a repeated subprotocol': upgradeRequest('p', {
+        ...validHeaders(),
+        'Sec-WebSocket-Protocol': 'a, a',
+      }),
+      'another path': upgradeRequest('elsewhere', validHeaders()),
+    };
+    const answers = [];
+    for (const upgrade of [false, true]) {
+      const server = await start(t, {
+        upgrade,
+        serverOptions: {path: '/p'},
+      });
+      const answered = {};
+      for (const [what, request] of Object.entries(requests)) {
+        answered[what] = await exchange(t, server.port, request);
+      }
+      answers.push(answered);
+      assert.deepEqual(server.wsServer.getPathIds(), []);
+    }
+    assert.deepEqual(answers[1], answers[0]);
+    for (const answer of Object.values(answers[1])) {
+      assert.match(answer, /^HTTP\/1\.1 400 Bad Request\r\n/);
+    }
+  },
+);
+
+test(
+  'a multiplexed client is given the tinybase subprotocol by the plane',
+  options,
+  async (t) => {
+    const server = await start(t);
+    const channel = await openClient(t, server.url('shop'), {
+      channelId: 'pets',
+    });
+    assert.equal(channel.webSocket.protocol, 'tinybase');
+    const legacy = await openClient(t, server.url('shop/pets'));
+    channel.store.setCell('pets', 'fido', 'species', 'dog');
+    await waitForEqual(() => legacy.store.getTables(), {
+      pets: {fido: {species: 'dog'}},
+    });
+    assert.equal(server.seen.connections, 0);
+    assert.deepEqual(getPlaneStats(server.wsServer).native, {
+      opened: 2,
+      open: 2,
+    });
+  },
+);
+
+test(
+  'with verifyClient ws answers, and the connection is taken over after it',
+  options,
+  async (t) => {
+    const verified = [];
+    const server = await start(t, {
+      serverOptions: {
+        verifyClient: ({req}) => verified.push(req.url) > 0,
+      },
+    });
+    const client = await openClient(t, server.url('p'));
+    client.store.setValue('v', 1);
+    assert.deepEqual(verified, ['/p']);
+    assert.equal(server.seen.connections, 1);
+    assert.deepEqual(getPlaneStats(server.wsServer).native, {
+      opened: 1,
+      open: 1,
+    });
+  },
+);
+
+test(
+  'a frame ws would refuse closes its sender with ws status and is reported as ws reports it',
+  options,
+  async (t) => {
+    const server = await start(t);
+    const client = await openTcp(t, server.port, 'p', {
+      after: [clientFrame(OPCODES.text, Buffer.from([0xc3, 0x28]))],
+    });
+    await withTimeout(client.ended, 'the socket to end');
+    const error = await waitFor(() => server.errors[0], 'the error reported');
+    assert.equal(error.code, 'WS_ERR_INVALID_UTF8');
+    assert.equal(error.constructor, Error);
+  },
+);
+
+test(
+  'destroy() closes the clients the plane answered, as ws closes its own, and gives the upgrades back',
+  options,
+  async (t) => {
+    const server = await start(t);
+    const httpServer = server.webSocketServer._server;
+    const client = await openWs(t, server.url('p'));
+    assert.equal(httpServer.listenerCount('upgrade'), 1);
+    await withTimeout(server.wsServer.destroy(), 'destroy()');
+    assert.deepEqual(await client.closed, {code: 1005, reason: ''});
+    assert.equal(httpServer.listenerCount('upgrade'), 0);
+    assert.deepEqual(getPlaneStats(server.wsServer).native, {
+      opened: 1,
+      open: 0,
+    });
+  },
+);
+
+test(
+  'closeClients closes every client with the code and reason given, on either plane',
+  options,
+  async (t) => {
+    const server = await start(t, {serverOptions: {perMessageDeflate: true}});
+    const native = new WebSocket(server.url('p'), {perMessageDeflate: false});
+    const js = new WebSocket(server.url('p'));
+    const closes = [native, js].map((webSocket) => {
+      webSocket.on('error', () => {});
+      defer(t, () => webSocket.terminate());
+      return closeOf(webSocket);
+    });
+    await Promise.all(
+      [native, js].map((webSocket) =>
+        withTimeout(once(webSocket, 'open'), 'a client to open'),
+      ),
+    );
+    await waitFor(() => server.wsServer.getClientIds('p').length == 2);
+    await withTimeout(
+      closeClients(server.wsServer, 4000, 'moving'),
+      'closeClients',
+    );
+    assert.deepEqual(await Promise.all(closes), [
+      {code: 4000, reason: 'moving'},
+      {code: 4000, reason: 'moving'},
+    ]);
+    await assert.rejects(closeClients({}), TypeError);
+  },
+);
+
+test('nativeUpgrade needs a WebSocketServer with a server of its own', () => {
+  const webSocketServer = new WebSocketServer({noServer: true});
+  assert.throws(
+    () =>
+      createWsServer(
+        webSocketServer,
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        {
+          nativeUpgrade: true,
+        },
+      ),
+    {name: 'TypeError', message: /nativeUpgrade/},
+  );
+});
