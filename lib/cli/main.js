@@ -16,7 +16,7 @@ const readVersion = () =>
 /**
  * Runs the `tinybase-ws-server` command with `args` (without node and the
  * script). `loadServer` resolves to the module to serve with: its
- * createWsServer and, if it has one, its registerMetrics. It is only called
+ * createWsServer and, if it has them, its registerMetrics and closeClients. It is only called
  * once a server is actually needed, so `--help` and bad flags work even where
  * the server cannot be loaded.
  *
@@ -49,10 +49,11 @@ export const runCli = async (args, loadServer) => {
   const log = createLog(options.logFormat, options.logLevel);
   let server;
   try {
-    const {createWsServer, registerMetrics} = await loadServer();
+    const {createWsServer, registerMetrics, closeClients} = await loadServer();
     server = await startSyncServer({
       createWsServer,
       registerMetrics,
+      closeClients,
       port: options.port,
       host: options.host,
       dataDir: options.dataDir,

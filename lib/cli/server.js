@@ -11,6 +11,7 @@ import {pathIdToFileName} from './file-names.js';
 import {createOperations} from './operations.js';
 
 const GOING_AWAY = 1001;
+const SHUTTING_DOWN = 'server shutting down';
 
 const isEmptyFile = (filePath) => {
   try {
@@ -40,6 +41,7 @@ const closeHttpServer = (httpServer) =>
 export const startSyncServer = async ({
   createWsServer,
   registerMetrics,
+  closeClients,
   port,
   host,
   dataDir,
@@ -105,7 +107,8 @@ export const startSyncServer = async ({
         }),
       undefined,
       undefined,
-      {cluster, authorize, keepPathSeconds},
+      // The command owns its HTTP server, so the native plane answers upgrades too.
+      {cluster, authorize, keepPathSeconds, nativeUpgrade: true},
     );
   } catch (error) {
     webSocketServer.close();
@@ -137,8 +140,17 @@ export const startSyncServer = async ({
   const stop = async () => {
     operations.drain();
     webSocketServer.close();
-    for (const client of webSocketServer.clients) {
-      client.close(GOING_AWAY, 'server shutting down');
+    if (closeClients) {
+      // Also those whose upgrade the native plane answered, which ws does not know.
+      closeClients(wsServer, GOING_AWAY, SHUTTING_DOWN).catch((error) =>
+        log.error(`closing clients: ${error?.message ?? error}`, {
+          event: 'close error',
+        }),
+      );
+    } else {
+      for (const client of webSocketServer.clients) {
+        client.close(GOING_AWAY, SHUTTING_DOWN);
+      }
     }
     try {
       await wsServer.destroy();
