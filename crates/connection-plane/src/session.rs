@@ -56,20 +56,24 @@ where
     let conn = lifeline.conn();
     let inbound = lifeline.inbound().clone();
     let _queue = CloseQueue(shared.clone());
+    // No local outlives its move into the next future: a moved-from local keeps its room in the
+    // task until its scope ends, and every connection's task would carry it.
     let served = AssertUnwindSafe(async move {
-        let config = Some(plane.config);
-        let mut wire = Wire::new(stream);
-        wire.queue_raw(response);
-        let head = wire.check_head(head);
-        let ws = WebSocketStream::from_partially_read(wire, head, Role::Server, config).await;
-        let session = Session {
+        let opening = {
+            let mut wire = Wire::new(stream);
+            wire.queue_raw(response);
+            let head = wire.check_head(head);
+            WebSocketStream::from_partially_read(wire, head, Role::Server, Some(plane.config))
+        };
+        Session {
             conn,
             inbound,
-            ws,
+            ws: opening.await,
             shared,
             plane,
-        };
-        session.serve().await
+        }
+        .serve()
+        .await
     })
     .catch_unwind()
     .await;
