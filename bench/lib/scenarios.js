@@ -122,10 +122,10 @@ const timing = ({duration, warmup}) => [
 
 // Connections opened all at once, each greeting its path once; memory is read while all stay open.
 const stormOf = ({connections, paths, ...scenario}) => ({
-  ...scenario,
   mode: 'storm',
   persister: null,
   servers: ['reference', 'native', 'relay'],
+  ...scenario,
   args: (plan) => [
     '--connections',
     String(connections),
@@ -216,6 +216,25 @@ export const SCENARIOS = [
       '10,000 connections at once over 1,000 paths, each greets and is answered, then all stay open',
     connections: 10000,
     paths: 1000,
+  }),
+  stormOf({
+    id: 'storm-upgraded',
+    title: 'Connection storm, upgraded natively',
+    shape: 'the storm, the native server answering upgrades on its plane',
+    connections: 2000,
+    paths: 200,
+    nativeUpgrade: true,
+    servers: ['reference', 'native'],
+  }),
+  stormOf({
+    id: 'connections-upgraded',
+    title: '10,000 connections, upgraded natively',
+    shape:
+      'the 10,000 connections, the native server answering upgrades on its plane',
+    connections: 10000,
+    paths: 1000,
+    nativeUpgrade: true,
+    servers: ['reference', 'native'],
   }),
   {
     id: 'large',

@@ -12,7 +12,8 @@
 // Nothing else may be written to stdout; diagnostics go to stderr.
 //
 // With `--authorize` the server is given an `authorize` hook (its sixth argument) that grants
-// every client write access from a Promise; TinyBase's own server ignores it.
+// every client write access from a Promise; TinyBase's own server ignores it. With
+// `--native-upgrade` it is given `nativeUpgrade: true`, which TinyBase's own server ignores too.
 //
 // With `--scrape-ms N` the server reads a prom-client registry every N ms,
 // as a Prometheus scrape would: Node's default process metrics, and the
@@ -57,6 +58,7 @@ export const serve = async (loadCreateWsServer) => {
       ? {authorize: async () => 'write'}
       : {}),
     ...(redisAt < 0 ? {} : {cluster: {redis: process.argv[redisAt + 1]}}),
+    ...(process.argv.includes('--native-upgrade') ? {nativeUpgrade: true} : {}),
   };
   const scrapeMs = Number(flagValue('--scrape-ms')) || undefined;
   const persisterKind = flagValue('--persister') ?? 'memory';
