@@ -73,6 +73,15 @@ const start = async (t, {serverOptions, upgrade = true} = {}) => {
   };
 };
 
+// How many connections ws emitted, and how many are open on the native plane.
+const assertPlaces = (server, {connections, native}) => {
+  assert.equal(server.seen.connections, connections);
+  assert.deepEqual(getPlaneStats(server.wsServer).native, {
+    opened: native,
+    open: native,
+  });
+};
+
 // Sends `request` as it is and resolves with everything the server wrote until it closed.
 const exchange = async (t, port, request) => {
   const socket = net.connect(port, '127.0.0.1');
@@ -219,11 +228,7 @@ test(
     await waitForEqual(() => legacy.store.getTables(), {
       pets: {fido: {species: 'dog'}},
     });
-    assert.equal(server.seen.connections, 0);
-    assert.deepEqual(getPlaneStats(server.wsServer).native, {
-      opened: 2,
-      open: 2,
-    });
+    assertPlaces(server, {connections: 0, native: 2});
   },
 );
 
@@ -237,14 +242,9 @@ test(
         verifyClient: ({req}) => verified.push(req.url) > 0,
       },
     });
-    const client = await openClient(t, server.url('p'));
-    client.store.setValue('v', 1);
+    await openClient(t, server.url('p'));
     assert.deepEqual(verified, ['/p']);
-    assert.equal(server.seen.connections, 1);
-    assert.deepEqual(getPlaneStats(server.wsServer).native, {
-      opened: 1,
-      open: 1,
-    });
+    assertPlaces(server, {connections: 1, native: 1});
   },
 );
 
@@ -313,18 +313,10 @@ test(
 
 test('nativeUpgrade needs a WebSocketServer with a server of its own', () => {
   const webSocketServer = new WebSocketServer({noServer: true});
+  const noArguments = [undefined, undefined, undefined, undefined];
   assert.throws(
     () =>
-      createWsServer(
-        webSocketServer,
-        undefined,
-        undefined,
-        undefined,
-        undefined,
-        {
-          nativeUpgrade: true,
-        },
-      ),
+      createWsServer(webSocketServer, ...noArguments, {nativeUpgrade: true}),
     {name: 'TypeError', message: /nativeUpgrade/},
   );
 });
