@@ -26,7 +26,10 @@ const protocolsOf = (header) => {
   if (header === undefined) {
     return [];
   }
-  const protocols = header.split(',').map((protocol) => protocol.trim());
+  // ws skips only spaces and tabs around each one.
+  const protocols = header
+    .split(',')
+    .map((protocol) => protocol.replace(/^[ \t]+|[ \t]+$/g, ''));
   return protocols.every((protocol) => TOKEN.test(protocol)) &&
     new Set(protocols).size == protocols.length
     ? protocols

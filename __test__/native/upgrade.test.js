@@ -90,7 +90,8 @@ const exchange = async (t, port, request) => {
   const chunks = [];
   socket.on('data', (chunk) => chunks.push(chunk));
   await withTimeout(once(socket, 'connect'), 'a raw TCP connect');
-  socket.end(request);
+  // One byte a character, so a request can carry bytes past ASCII as HTTP allows.
+  socket.end(Buffer.from(request, 'latin1'));
   await withTimeout(once(socket, 'close'), 'the server to close');
   return Buffer.concat(chunks).toString();
 };
@@ -191,6 +192,10 @@ test(
       'a repeated subprotocol': upgradeRequest('p', {
         ...validHeaders(),
         'Sec-WebSocket-Protocol': 'a, a',
+      }),
+      'a subprotocol ending in a no-break space': upgradeRequest('p', {
+        ...validHeaders(),
+        'Sec-WebSocket-Protocol': 'chat\u00a0',
       }),
       'another path': upgradeRequest('elsewhere', validHeaders()),
     };
