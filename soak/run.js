@@ -16,6 +16,7 @@
 //
 // SOAK_SERVER_MODULE runs the same soak against another implementation of createWsServer (see
 // soak/server.js), e.g. TinyBase's own 'tinybase/synchronizers/synchronizer-ws-server'.
+// SOAK_NATIVE_UPGRADE=1 has this package's server answer the upgrades on its native plane.
 
 import {fork} from 'node:child_process';
 import {once} from 'node:events';

@@ -29,6 +29,10 @@ const firstOtherErrors = [];
 
 const webSocketServer = new WebSocketServer({host: '127.0.0.1', port: 0});
 await once(webSocketServer, 'listening');
+// SOAK_NATIVE_UPGRADE=1: the native plane answers the upgrades too (this package's nativeUpgrade).
+const nativeOptions = process.env.SOAK_NATIVE_UPGRADE
+  ? {nativeUpgrade: true}
+  : undefined;
 const wsServer = createWsServer(
   webSocketServer,
   (pathId) => {
@@ -55,6 +59,9 @@ const wsServer = createWsServer(
       firstOtherErrors.push(message);
     }
   },
+  undefined,
+  undefined,
+  nativeOptions,
 );
 wsServer.addPathIdsListener((_, pathId, change) => {
   if (change == -1) {

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import {randomBytes} from 'node:crypto';
 import {once} from 'node:events';
+import https from 'node:https';
 import net from 'node:net';
 import test from 'node:test';
 import {WebSocket, WebSocketServer} from 'ws';
@@ -23,28 +24,34 @@ import {
   createWsServer,
   openTcp,
   openWs,
+  selfSignedCertificate,
 } from './support/native.js';
 
 const options = {timeout: TEST_TIMEOUT_MS};
+const certificate = selfSignedCertificate();
 
 /**
  * A WebSocketServer listening on a port of its own, served by this package's createWsServer
  * with `nativeUpgrade` (unless `upgrade` is false), counting the 'connection' events ws emits.
  */
-const start = async (t, {serverOptions, upgrade = true} = {}) => {
-  const webSocketServer = new WebSocketServer({
-    host: '127.0.0.1',
-    port: 0,
-    perMessageDeflate: false,
-    ...serverOptions,
-  });
+const start = async (
+  t,
+  {serverOptions, upgrade = true, nativeOptions, server} = {},
+) => {
+  const webSocketServer = new WebSocketServer(
+    server === undefined
+      ? {host: '127.0.0.1', port: 0, perMessageDeflate: false, ...serverOptions}
+      : {server, perMessageDeflate: false, ...serverOptions},
+  );
   defer(t, () =>
     withTimeout(
       new Promise((resolve) => webSocketServer.close(() => resolve())),
       'the WebSocketServer to close',
     ),
   );
-  await withTimeout(once(webSocketServer, 'listening'), 'listening');
+  if (server === undefined) {
+    await withTimeout(once(webSocketServer, 'listening'), 'listening');
+  }
   const errors = [];
   const wsServer = createWsServer(
     webSocketServer,
@@ -52,7 +59,7 @@ const start = async (t, {serverOptions, upgrade = true} = {}) => {
     (error) => errors.push(error),
     undefined,
     undefined,
-    {nativeUpgrade: upgrade},
+    {nativeUpgrade: upgrade, ...nativeOptions},
   );
   defer(t, () =>
     withTimeout(
@@ -62,7 +69,7 @@ const start = async (t, {serverOptions, upgrade = true} = {}) => {
   );
   const seen = {connections: 0};
   webSocketServer.on('connection', () => seen.connections++);
-  const {port} = webSocketServer.address();
+  const {port} = (server ?? webSocketServer).address();
   return {
     webSocketServer,
     wsServer,
@@ -250,6 +257,75 @@ test(
     await openClient(t, server.url('p'));
     assert.deepEqual(verified, ['/p']);
     assertPlaces(server, {connections: 1, native: 1});
+  },
+);
+
+test(
+  'authorize is asked with the upgrade request, and a denied client is closed',
+  options,
+  async (t) => {
+    const asked = [];
+    const server = await start(t, {
+      nativeOptions: {
+        authorize: ({request, pathId, clientId}) => {
+          asked.push({
+            url: request.url,
+            key: request.headers['sec-websocket-key'],
+            remoteAddress: request.socket.remoteAddress,
+            pathId,
+            clientId,
+          });
+          return request.url.endsWith('?let=in') ? 'write' : false;
+        },
+      },
+    });
+    const allowed = await openWs(t, server.url('p?let=in'));
+    await waitFor(() => server.wsServer.getClientIds('p').length == 1);
+    const denied = await openWs(t, server.url('p?let=out'));
+    assert.deepEqual(await withTimeout(denied.closed, 'the denied close'), {
+      code: 1008,
+      reason: 'access denied',
+    });
+    assert.deepEqual(asked, [
+      {
+        url: '/p?let=in',
+        key: allowed.key,
+        remoteAddress: '127.0.0.1',
+        pathId: 'p',
+        clientId: allowed.key,
+      },
+      {
+        url: '/p?let=out',
+        key: denied.key,
+        remoteAddress: '127.0.0.1',
+        pathId: 'p',
+        clientId: denied.key,
+      },
+    ]);
+    assert.deepEqual(server.wsServer.getClientIds('p'), [allowed.key]);
+    assert.equal(server.seen.connections, 0);
+    assert.deepEqual(getPlaneStats(server.wsServer).native, {
+      opened: 2,
+      open: 1,
+    });
+  },
+);
+
+test(
+  'a TLS upgrade is left to ws and served in JS',
+  {...options, skip: certificate ? false : 'openssl is not available'},
+  async (t) => {
+    const httpsServer = https.createServer(certificate);
+    httpsServer.listen(0, '127.0.0.1');
+    await withTimeout(once(httpsServer, 'listening'), 'https listening');
+    defer(t, () => new Promise((resolve) => httpsServer.close(resolve)));
+    const server = await start(t, {server: httpsServer});
+    const url = `wss://127.0.0.1:${server.port}/p`;
+    await openClient(t, url, {
+      webSocket: new WebSocket(url, {ca: certificate.cert}),
+    });
+    assert.equal(server.seen.connections, 1);
+    assert.deepEqual(getPlaneStats(server.wsServer).js.byReason, {tls: 1});
   },
 );
 
