@@ -11,8 +11,8 @@ const exposeSimple = ({getWebSocketServer, destroy}) =>
 /**
  * Creates a WsServerSimple relaying between TinyBase clients connected to `webSocketServer`, as
  * TinyBase's own `createWsServerSimple` does. The optional second argument takes the native
- * plane's options of createWsServer (heartbeat, cluster, access), all but `keepPathSeconds`,
- * which only concerns persisted paths.
+ * plane's options of createWsServer (heartbeat, cluster, access, nativeUpgrade), all but
+ * `keepPathSeconds`, which only concerns persisted paths.
  */
 export const createWsServerSimple = (webSocketServer, nativeOptions) =>
   startRelay(exposeSimple, webSocketServer, {}, nativeOptions);
