@@ -123,6 +123,27 @@ const KEEP_IN_JS = [
   ],
 ];
 
+// The checks that look at the socket alone, not at a WebSocket ws made for it.
+const SOCKET_REASONS = new Set([
+  'platform',
+  'tls',
+  'no-fd',
+  'foreign-socket',
+  'closed',
+]);
+
+/**
+ * The fd of a plain TCP socket the native plane can take over before ws has made a WebSocket for
+ * it, or undefined: the checks of `planeOf` that need only the socket and its request.
+ */
+export const plainFdOf = (socket, request) =>
+  KEEP_IN_JS.some(
+    ([reason, applies]) =>
+      SOCKET_REASONS.has(reason) && applies(undefined, socket, request),
+  )
+    ? undefined
+    : socket._handle.fd;
+
 /**
  * Where a connection ws has just upgraded goes: `{fd}` of a plain, quiet TCP socket the native
  * plane can take over, or `{reason}` it has to stay in JS.

@@ -6,8 +6,7 @@
 // before.
 
 import {createHash} from 'node:crypto';
-import {Socket} from 'node:net';
-import {TLSSocket} from 'node:tls';
+import {plainFdOf} from './takeover.js';
 
 // ws's state while it accepts connections.
 const WS_RUNNING = 0;
@@ -36,24 +35,6 @@ const protocolsOf = (header) => {
     : undefined;
 };
 
-// The fd of a plain TCP socket the plane can take, or undefined.
-const fdOf = (socket, request) => {
-  if (
-    process.platform == 'win32' ||
-    !(socket instanceof Socket) ||
-    socket instanceof TLSSocket ||
-    socket.encrypted ||
-    request.socket !== socket ||
-    socket.destroyed ||
-    !socket.readable ||
-    !socket.writable
-  ) {
-    return undefined;
-  }
-  const fd = socket._handle?.fd;
-  return Number.isInteger(fd) && fd >= 0 ? fd : undefined;
-};
-
 /**
  * What the plane needs to answer `request` exactly as `webSocketServer` would: `{fd, key,
  * protocol, headers}`, or undefined for a request ws must see (one it refuses, one its options
@@ -65,7 +46,9 @@ export const nativeUpgradeOf = (webSocketServer, request, socket) => {
   const version = +headers['sec-websocket-version'];
   const options = webSocketServer.options ?? {};
   const protocols = protocolsOf(headers['sec-websocket-protocol']);
-  const fd = fdOf(socket, request);
+  // As ws, which destroys a socket that is no longer readable and writable.
+  const fd =
+    socket.readable && socket.writable ? plainFdOf(socket, request) : undefined;
   if (
     // Closing: ws answers 503.
     webSocketServer._state > WS_RUNNING ||
