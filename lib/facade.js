@@ -18,6 +18,22 @@ const NATIVE = Symbol('native');
 // ws's send(), ping() and pong() take their callback last, after optional arguments.
 const callbackOf = (...args) => args.find((arg) => typeof arg == 'function');
 
+/**
+ * Closes a native connection as ws's `WebSocket.close(code, reason)` does, throwing what it throws
+ * for a reason too long or a code that may not be sent, before anything changes.
+ */
+export const closeNativeAsWs = (native, conn, code, reason) => {
+  if (Buffer.byteLength(String(reason ?? '')) > MAX_CLOSE_REASON_BYTES) {
+    throw new RangeError('The message must not be greater than 123 bytes');
+  }
+  if (
+    (code !== undefined && typeof code != 'number') ||
+    !native.closeNative(conn, code, String(reason ?? ''))
+  ) {
+    throw new TypeError('First argument must be a valid error code number');
+  }
+};
+
 const facadeClassOf = (WebSocketClass) =>
   class TakenOverWebSocket extends WebSocketClass {
     get bufferedAmount() {
@@ -50,15 +66,7 @@ const facadeClassOf = (WebSocketClass) =>
       if (this.readyState >= CLOSING) {
         return;
       }
-      if (Buffer.byteLength(String(reason ?? '')) > MAX_CLOSE_REASON_BYTES) {
-        throw new RangeError('The message must not be greater than 123 bytes');
-      }
-      if (
-        (code !== undefined && typeof code != 'number') ||
-        !this[NATIVE].closeNative(this[CONN], code, String(reason ?? ''))
-      ) {
-        throw new TypeError('First argument must be a valid error code number');
-      }
+      closeNativeAsWs(this[NATIVE], this[CONN], code, reason);
       this._readyState = CLOSING;
     }
 

@@ -6,6 +6,7 @@ import {createRequire} from 'node:module';
 import {accessSettings, createAccess} from './access.js';
 import {
   becomeFacade,
+  closeNativeAsWs,
   emitClosed,
   emitError,
   emitMessage,
@@ -464,9 +465,7 @@ export const startRelay = (
       closeWebSocket(webSocket, code, reason),
     ),
     ...[...upgraded].map(([conn, closed]) => {
-      if (!native.closeNative(conn, code, String(reason ?? ''))) {
-        throw new TypeError('First argument must be a valid error code number');
-      }
+      closeNativeAsWs(native, conn, code, reason);
       return closed;
     }),
   ];

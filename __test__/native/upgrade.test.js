@@ -392,6 +392,27 @@ test(
   },
 );
 
+test(
+  'closeClients refuses, as ws does, a reason too long or a code that may not be sent',
+  options,
+  async (t) => {
+    const server = await start(t);
+    const client = await openWs(t, server.url('p'));
+    await waitFor(() => server.wsServer.getClientIds('p').length == 1);
+    await assert.rejects(
+      closeClients(server.wsServer, 4000, 'x'.repeat(124)),
+      RangeError,
+    );
+    await assert.rejects(closeClients(server.wsServer, 1005), TypeError);
+    await assert.rejects(closeClients(server.wsServer, '4000'), TypeError);
+    await withTimeout(
+      closeClients(server.wsServer, 4001, 'ok'),
+      'closeClients',
+    );
+    assert.deepEqual(await client.closed, {code: 4001, reason: 'ok'});
+  },
+);
+
 test('nativeUpgrade needs a WebSocketServer with a server of its own', () => {
   const webSocketServer = new WebSocketServer({noServer: true});
   const noArguments = [undefined, undefined, undefined, undefined];
