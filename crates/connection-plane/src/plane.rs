@@ -184,7 +184,7 @@ impl Adopted {
                 .and_then(|()| tokio::net::TcpStream::from_std(socket));
             // On an error the link is dropped here, and its lifeline reports the close.
             if let Ok(stream) = stream {
-                session::run(stream, &response, head, link).await;
+                session::run(stream, response, head, link).await;
             }
         });
     }

@@ -43,8 +43,9 @@ pub(crate) struct Link {
 }
 
 /// Serves one connection to its end and reports that end, also when serving it panicked.
-/// `response` is what the upgrade still has to answer (nothing when it was answered already).
-pub(crate) async fn run<S>(stream: S, response: &[u8], head: Vec<u8>, link: Link)
+/// `response` is what the upgrade still has to answer (nothing when it was answered already); it is
+/// copied to the wire and let go of before anything is read.
+pub(crate) async fn run<S>(stream: S, response: Vec<u8>, head: Vec<u8>, link: Link)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -61,7 +62,8 @@ where
     let served = AssertUnwindSafe(async move {
         let opening = {
             let mut wire = Wire::new(stream);
-            wire.queue_raw(response);
+            wire.queue_raw(&response);
+            drop(response);
             let head = wire.check_head(head);
             WebSocketStream::from_partially_read(wire, head, Role::Server, Some(plane.config))
         };
@@ -579,7 +581,7 @@ mod tests {
         for i in 0..100 {
             conn.send(Payload::from(format!("frame-{i:03}"))).unwrap();
         }
-        let task = tokio::spawn(run(Recording(writes.clone()), &[], Vec::new(), link));
+        let task = tokio::spawn(run(Recording(writes.clone()), Vec::new(), Vec::new(), link));
         flushed(&conn).await;
         // Each frame: a two-byte header and nine bytes of text.
         assert_eq!(*writes.lock().unwrap(), [100 * 11]);

@@ -107,15 +107,16 @@ impl Server {
 
     async fn connect_with(&self, socket: TcpSocket) -> (Client, Upgraded) {
         let (client, server) = tokio::join!(self.client(socket), async {
-            let mut request = self.request().await;
-            let response = request.response.clone();
-            request
-                .upgraded
+            let Request {
+                mut upgraded,
+                response,
+            } = self.request().await;
+            upgraded
                 .socket
                 .write_all(&response)
                 .await
                 .expect("write 101");
-            request.upgraded
+            upgraded
         });
         (client, server)
     }
