@@ -11,6 +11,8 @@ mod connection;
 #[cfg(unix)]
 mod fd_table;
 mod frame_error;
+mod handshake;
+mod listener;
 mod plane;
 mod session;
 mod wire;
@@ -19,9 +21,9 @@ use std::time::Duration;
 
 pub use connection::{Connection, InvalidCloseCode};
 pub use frame_error::FrameError;
-#[cfg(unix)]
-pub use plane::Adopted;
-pub use plane::Plane;
+pub use handshake::{Upgrade, UpgradeRules};
+pub use listener::{Intake, Listening};
+pub use plane::{Adopted, Plane};
 pub use sync_core::router::{Backpressure, ConnId, Payload};
 
 /// Close code for a socket that ended without a close frame, or was given up on.

@@ -12,6 +12,8 @@ use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::connection::{Connection, Shared};
+use crate::handshake::UpgradeRules;
+use crate::listener::{Intake, Listening};
 use crate::session::{self, Link};
 use crate::{Heartbeat, Inbound, Settings, ABNORMAL_CLOSURE};
 
@@ -147,9 +149,8 @@ impl Drop for Live {
     }
 }
 
-/// A socket taken over by [`Plane::adopt`] and not yet served. Dropping it instead of serving
-/// ends the connection as closed with 1006.
-#[cfg(unix)]
+/// A socket taken over by [`Plane::adopt`] or [`Plane::adopt_accepted`] and not yet served.
+/// Dropping it instead of serving ends the connection as closed with 1006.
 #[must_use = "nothing is read from an adopted socket until it is served"]
 pub struct Adopted {
     socket: std::net::TcpStream,
@@ -159,13 +160,19 @@ pub struct Adopted {
     runtime: Handle,
 }
 
-#[cfg(unix)]
 impl Adopted {
     /// For a socket whose upgrade request was read but not yet answered: `response`, the whole
     /// HTTP response that completes the upgrade, is written before any frame. Sparing the JS
     /// thread that write is most of what answering an upgrade there costs.
     pub fn answering(mut self, response: Vec<u8>) -> Self {
         self.response = response;
+        self
+    }
+
+    /// `head` holds bytes already read from the socket past its upgrade request, replayed before
+    /// anything read from now on.
+    fn replaying(mut self, head: Vec<u8>) -> Self {
+        self.head = head;
         self
     }
 
@@ -249,7 +256,19 @@ impl Plane {
         // SAFETY: the caller hands over an open fd it keeps open for the duration of this call;
         // it is only borrowed long enough to duplicate it (with F_DUPFD_CLOEXEC).
         let owned = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()?;
+        let (connection, adopted) =
+            self.adopt_accepted(conn, std::net::TcpStream::from(owned), inbound);
+        Ok((connection, adopted.replaying(head)))
+    }
 
+    /// Takes over a socket no one else holds, such as one a [`Listening`] socket accepted, as
+    /// [`Plane::adopt`] takes over Node's.
+    pub fn adopt_accepted(
+        &self,
+        conn: ConnId,
+        socket: std::net::TcpStream,
+        inbound: Arc<dyn Inbound>,
+    ) -> (Connection, Adopted) {
         let shared = Arc::new(Shared::default());
         let link = Link {
             lifeline: Lifeline::new(conn, inbound, self.state.clone()),
@@ -257,13 +276,31 @@ impl Plane {
             plane: self.state.clone(),
         };
         let adopted = Adopted {
-            socket: std::net::TcpStream::from(owned),
+            socket,
             response: Vec::new(),
-            head,
+            head: Vec::new(),
             link,
             runtime: self.runtime().handle().clone(),
         };
-        Ok((Connection::new(shared), adopted))
+        (Connection::new(shared), adopted)
+    }
+
+    /// Listens on the first of `addresses` it can bind and accepts connections for `intake`:
+    /// upgrade requests `rules` let the plane answer become connections of the plane, and the
+    /// rest are handed over.
+    pub fn listen(
+        &self,
+        addresses: &[std::net::SocketAddr],
+        rules: UpgradeRules,
+        intake: Arc<dyn Intake>,
+    ) -> io::Result<Listening> {
+        Listening::start(
+            addresses,
+            rules,
+            intake,
+            self.state.clone(),
+            self.runtime().handle(),
+        )
     }
 
     /// Runs a future on the plane's runtime. It is dropped when the plane shuts down.
