@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use connection_plane::{Heartbeat, Plane, Settings, NO_STATUS};
+use connection_plane::{Heartbeat, Plane, Settings, UpgradeRules, NO_STATUS};
 use napi::bindgen_prelude::{Buffer, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{CleanupEnvHook, Env, Error, Result, Status};
@@ -17,6 +17,7 @@ use crate::event::{Event, MessageData};
 use crate::hub::Hub;
 #[cfg(unix)]
 use crate::hub::TakenSocket;
+use crate::intake;
 
 /// How `createWsServer` was called, as far as the native side needs to know.
 #[napi(object)]
@@ -66,6 +67,34 @@ pub struct HubEvent {
     /// What an `authorize` event's answer quotes.
     pub ticket: Option<i64>,
     pub channel_id: Option<String>,
+    /// A `connection` event's socket, now JS's to own.
+    pub fd: Option<i32>,
+}
+
+/// Where and what the plane is to answer with the `listen` option.
+#[napi(object)]
+pub struct ListenOptions {
+    pub port: u32,
+    /// As Node's `listen`: every address when absent.
+    pub host: Option<String>,
+    /// False when the WebSocketServer's options leave every upgrade to ws.
+    pub answers: bool,
+    /// The WebSocketServer's `path` option.
+    pub path: Option<String>,
+    /// Whether the WebSocketServer negotiates permessage-deflate.
+    pub deflate: bool,
+    /// Whether the WebSocketServer has `handleProtocols`.
+    pub handles_protocols: bool,
+}
+
+/// The address listened on, as Node's `server.address()` gives it, or, for a listen that
+/// failed with an OS error, its errno, for JS to raise as Node raises its own.
+#[napi(object)]
+pub struct Listened {
+    pub address: Option<String>,
+    pub family: Option<String>,
+    pub port: Option<u32>,
+    pub errno: Option<i32>,
 }
 
 /// A connection `ws` accepted: the path it asked for and its client id (`sec-websocket-key`).
@@ -383,11 +412,57 @@ impl NativeServer {
         let events = self.hub.drain(max as usize);
         // The count falls only as JS is handed closes, and every handing is followed by a call
         // here: the last close is seen before Node is let go.
-        if !self.hub.has_open_native() {
+        if !self.hub.keeps_node_alive() {
             #[allow(deprecated)] // napi 3 has no other way to unref a live function
             lock_wake(&self.wake).unref(&env)?;
         }
         Ok(to_js(events))
+    }
+
+    /// Listens as the `listen` option asks: the plane answers the upgrades it can, and hands
+    /// every other connection over as a `connection` event. Node stays alive while it listens.
+    #[napi(catch_unwind)]
+    pub fn listen(&self, env: Env, options: ListenOptions) -> Result<Listened> {
+        let port = u16::try_from(options.port).map_err(|_| {
+            Error::new(
+                Status::InvalidArg,
+                format!("listen.port must be 0 to 65535, not {}", options.port),
+            )
+        })?;
+        let rules = UpgradeRules {
+            path: options.path,
+            deflate: options.deflate,
+            handles_protocols: options.handles_protocols,
+        };
+        let listened = intake::addresses(options.host.as_deref(), port)
+            .and_then(|addresses| self.hub.listen(&addresses, rules, options.answers));
+        let address = match listened {
+            Ok(address) => address,
+            Err(error) => {
+                return match error.raw_os_error() {
+                    Some(errno) => Ok(Listened {
+                        address: None,
+                        family: None,
+                        port: None,
+                        errno: Some(errno),
+                    }),
+                    None => Err(Error::from_reason(format!("cannot listen: {error}"))),
+                }
+            }
+        };
+        self.native_opened(&env)?;
+        Ok(Listened {
+            address: Some(address.ip().to_string()),
+            family: Some(if address.is_ipv6() { "IPv6" } else { "IPv4" }.to_owned()),
+            port: Some(address.port().into()),
+            errno: None,
+        })
+    }
+
+    /// Hands every connection accepted from now on to Node, as the server is being destroyed.
+    #[napi(catch_unwind)]
+    pub fn stop_answering(&self) {
+        self.hub.stop_answering();
     }
 
     /// Sends a text frame on a native socket (its facade's `send`). False if it is gone.
@@ -528,6 +603,19 @@ impl From<Family> for MetricFamily {
     }
 }
 
+/// Hands a socket's fd to JS, which owns it from then on.
+#[cfg(unix)]
+fn socket_fd(socket: std::net::TcpStream) -> Option<i32> {
+    use std::os::fd::IntoRawFd;
+    Some(socket.into_raw_fd())
+}
+
+/// Nothing listens where sockets are not fds, so there is no socket to hand over.
+#[cfg(not(unix))]
+fn socket_fd(_socket: std::net::TcpStream) -> Option<i32> {
+    None
+}
+
 fn to_js(events: Vec<Event>) -> Vec<HubEvent> {
     events.into_iter().map(HubEvent::from).collect()
 }
@@ -549,6 +637,7 @@ impl HubEvent {
             binary: None,
             ticket: None,
             channel_id: None,
+            fd: None,
         }
     }
 }
@@ -556,6 +645,14 @@ impl HubEvent {
 impl From<Event> for HubEvent {
     fn from(event: Event) -> HubEvent {
         match event {
+            Event::Upgraded { conn } => HubEvent {
+                conn: Some(conn.0 as i64),
+                ..HubEvent::new("upgraded")
+            },
+            Event::Connection { socket } => HubEvent {
+                fd: socket_fd(socket),
+                ..HubEvent::new("connection")
+            },
             Event::ClientIds {
                 path_id,
                 client_id,

@@ -11,6 +11,12 @@ pub enum MessageData {
 }
 
 pub enum Event {
+    /// The plane answered an upgrade on its own listening socket: JS counts the connection,
+    /// which it has not seen, among its clients.
+    Upgraded { conn: ConnId },
+    /// A connection the plane's listening socket accepted and left unread, for Node's HTTP
+    /// server. Dropping the event closes it.
+    Connection { socket: std::net::TcpStream },
     /// A client joined (`1`) or left (`-1`) a path: the user's client id listeners.
     ClientIds {
         path_id: String,

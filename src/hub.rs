@@ -7,12 +7,13 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Instant;
 
 use cluster::Cluster;
-use connection_plane::{Connection, FrameError, Inbound, Plane};
+use connection_plane::{Connection, FrameError, Inbound, Listening, Plane, UpgradeRules};
 use relay_metrics::{DropReason, Metrics, Plane as PlaneLabel, Sent};
 use sync_core::protocol::error::{Overflow, SyncError};
 use sync_core::protocol::limits::MAX_PAYLOAD_BYTES;
@@ -24,6 +25,7 @@ use tokio::sync::Notify;
 
 use crate::cluster_host::{ClusterHost, ClusterState, Clustered};
 use crate::event::{Event, MessageData};
+use crate::intake::HubIntake;
 use crate::server_inbox::{Backlog, ServerInbox};
 
 /// Where a connection's frames go.
@@ -429,7 +431,16 @@ pub struct Hub {
     /// This node's link to the other nodes of a cluster, if it is in one.
     cluster: Option<Cluster>,
     metrics: Arc<Metrics>,
+    /// The socket the plane accepts on with the `listen` option.
+    listening: Mutex<Option<Listening>>,
+    /// The id of the next connection whose upgrade the plane answered on its own listening
+    /// socket: above the ids JS gives the connections it sees.
+    next_upgraded: AtomicU64,
 }
+
+/// The first id of a connection upgraded on the plane's own listening socket. JS numbers the
+/// others from 1, and its numbers are exact up to 2^53.
+const FIRST_UPGRADED: u64 = 1 << 48;
 
 impl Hub {
     pub fn new(
@@ -468,6 +479,8 @@ impl Hub {
             timer: timer.clone(),
             open_native: AtomicUsize::new(0),
             cluster,
+            listening: Mutex::new(None),
+            next_upgraded: AtomicU64::new(FIRST_UPGRADED),
             metrics,
         });
         plane.spawn(expire_when_due(Arc::downgrade(&hub), timer));
@@ -674,6 +687,87 @@ impl Hub {
         Ok(events)
     }
 
+    /// Listens on the first of `addresses` that can be bound (see [`Plane::listen`]); the
+    /// address it listens on.
+    pub fn listen(
+        self: &Arc<Self>,
+        addresses: &[SocketAddr],
+        rules: UpgradeRules,
+        answers: bool,
+    ) -> std::io::Result<SocketAddr> {
+        let plane = lock(&self.plane);
+        let plane = plane
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("the server is destroyed"))?;
+        let mut listening = lock(&self.listening);
+        if listening.is_some() {
+            return Err(std::io::Error::other("the server is listening already"));
+        }
+        let intake = Arc::new(HubIntake(Arc::downgrade(self)));
+        let started = plane.listen(addresses, rules, intake)?;
+        if !answers {
+            started.stop_answering();
+        }
+        let address = started.local_addr();
+        *listening = Some(started);
+        Ok(address)
+    }
+
+    /// Hands every connection the listening socket accepts from now on to Node.
+    pub fn stop_answering(&self) {
+        if let Some(listening) = lock(&self.listening).as_ref() {
+            listening.stop_answering();
+        }
+    }
+
+    /// Stops accepting on the socket [`Hub::listen`] opened, and closes it.
+    pub fn stop_listening(&self) {
+        let listening = lock(&self.listening).take();
+        drop(listening);
+    }
+
+    /// Serves a connection whose upgrade the plane answered on its own listening socket.
+    pub(crate) fn upgraded(
+        self: &Arc<Self>,
+        socket: TcpStream,
+        path_id: &str,
+        client_id: &str,
+        multiplexed: bool,
+        response: Vec<u8>,
+    ) {
+        let conn = ConnId(self.next_upgraded.fetch_add(1, Ordering::Relaxed));
+        let adopted = {
+            let plane = lock(&self.plane);
+            let Some(plane) = plane.as_ref() else {
+                return;
+            };
+            let inbound: Arc<dyn Inbound> = self.clone();
+            plane.adopt_accepted(conn, socket, inbound)
+        };
+        let (connection, adopted) = adopted;
+        self.off_js_thread_with(|state| {
+            self.open_native.fetch_add(1, Ordering::AcqRel);
+            self.metrics.opened(PlaneLabel::Native);
+            // JS hears of the connection before anything it causes.
+            state.events.push(Event::Upgraded { conn });
+            self.act(state, |router, effects| {
+                effects.conns.insert(conn, Conn::Native(connection));
+                router.open(conn, path_id, client_id, multiplexed, effects);
+            });
+            None
+        });
+        // As for an adopted socket: served once registered, with the hub unlocked.
+        adopted.answering(response).serve();
+    }
+
+    /// A connection the plane's listening socket accepted but does not answer, for Node.
+    pub(crate) fn for_node(&self, socket: TcpStream) {
+        self.off_js_thread_with(|state| {
+            state.events.push(Event::Connection { socket });
+            None
+        });
+    }
+
     /// Registers a socket that stays in JS.
     pub fn open_js(
         &self,
@@ -830,9 +924,10 @@ impl Hub {
         events
     }
 
-    /// Whether any native socket is still open.
-    pub fn has_open_native(&self) -> bool {
-        self.open_native.load(Ordering::Acquire) > 0
+    /// Whether the plane still has anything Node must stay alive for: an open native socket,
+    /// or a socket it listens on, as Node would for its own.
+    pub fn keeps_node_alive(&self) -> bool {
+        self.open_native.load(Ordering::Acquire) > 0 || lock(&self.listening).is_some()
     }
 
     /// Up to `max` of the events queued by the plane threads, oldest first: JS takes them in
@@ -904,6 +999,7 @@ impl Hub {
 
     /// Stops the plane: its sockets are dropped and its threads end. Idempotent.
     pub fn shutdown(&self) {
+        self.stop_listening();
         let plane = lock(&self.plane).take();
         if let Some(plane) = plane {
             plane.shutdown();
@@ -913,6 +1009,7 @@ impl Hub {
     /// As [`Hub::shutdown`], but without closing sockets or waiting for more than a few
     /// milliseconds: for a process or worker that is exiting.
     pub fn shutdown_now(&self) {
+        self.stop_listening();
         let plane = lock(&self.plane).take();
         if let Some(plane) = plane {
             plane.shutdown_now();

@@ -9,4 +9,5 @@ mod binding;
 mod cluster_host;
 mod event;
 mod hub;
+mod intake;
 mod server_inbox;
