@@ -74,6 +74,34 @@ export type NativeOptions = {
    * what `clients` would give. Default false.
    */
   nativeUpgrade?: boolean;
+  /**
+   * Listen on this port (and host: every address by default, as Node's
+   * `listen`) on the native plane itself, for a WebSocketServer created with
+   * a `server` that is not listening. The plane accepts each connection and
+   * answers a plain WebSocket upgrade ws would accept as it is without the JS
+   * thread: as with `nativeUpgrade`, no ws WebSocket and no 'connection'
+   * exist for it, and neither is 'headers' emitted. Every other connection
+   * (plain HTTP requests, and upgrades ws must judge itself) reaches the
+   * `server` as if it had accepted it. A `verifyClient` option, an
+   * `authorize` hook, a subclass's own `shouldHandle` or 'headers' listeners
+   * added before this call leave every upgrade to ws. getListenAddress gives
+   * the address; destroy() closes the port once it is done.
+   */
+  listen?: ListenOptions;
+};
+
+/** Where the native plane listens with the `listen` option. */
+export type ListenOptions = {
+  /** 0 picks a free port. */
+  port: number;
+  host?: string;
+};
+
+/** An address listened on, as Node's `server.address()` gives it. */
+export type ListenAddress = {
+  address: string;
+  family: 'IPv4' | 'IPv6';
+  port: number;
 };
 
 /** Where the servers of one cluster meet. */
@@ -115,6 +143,14 @@ export type WithNativeOptions<
   ((
     ...args: [...Parameters<CreateWsServer>, nativeOptions?: NativeOptions]
   ) => ReturnType<CreateWsServer>);
+
+/**
+ * The address the native plane listens on for a WsServer created with the
+ * `listen` option; undefined for any other.
+ */
+export declare function getListenAddress(
+  wsServer: WsServer | WsServerSimple,
+): ListenAddress | undefined;
 
 /**
  * Closes every client connection of a WsServer of this package, also those

@@ -5,6 +5,7 @@ import {startRelay} from './lib/relay.js';
 
 export {createWsServerSimple} from './simple/index.js';
 export {closeClients} from './lib/clients.js';
+export {getListenAddress} from './lib/listen.js';
 export {getConnectionPlane, getPlaneStats} from './lib/plane-stats.js';
 export {getMetrics, registerMetrics} from './lib/metrics.js';
 
@@ -15,6 +16,7 @@ export {getMetrics, registerMetrics} from './lib/metrics.js';
  * with `cluster: {redis, prefix = 'tinybase'}` joins the servers sharing that Redis and prefix,
  * with `keepPathSeconds` keeps a persisted path loaded that long after its last client leaves,
  * with `nativeUpgrade` answers WebSocket upgrades on the native plane (see lib/upgrade.js),
+ * with `listen: {port, host}` listens and accepts on the native plane itself (see lib/listen.js),
  * and controls access with `{authorize, maxClientsPerPath, maxMessagesPerSecond}` (see
  * lib/access.js).
  */

@@ -21,6 +21,12 @@ import {createPlaneCounts} from './plane-stats.js';
 import {createServerClients} from './server-client.js';
 import {detach, planeOf, release, stopReading} from './takeover.js';
 import {nativeUpgradeOf, takeUpgrades} from './upgrade.js';
+import {
+  handOver,
+  listenSettings,
+  registerAddress,
+  startListening,
+} from './listen.js';
 
 const {NativeServer} = createRequire(import.meta.url)('./native.cjs');
 
@@ -60,14 +66,21 @@ export const startRelay = (
     cluster,
     keepPathSeconds = 0,
     nativeUpgrade = false,
+    listen: listenOptions,
     ...accessOptions
   } = {},
 ) => {
   if (cluster !== undefined && typeof cluster?.redis != 'string') {
     throw new TypeError('cluster.redis must be a Redis URL');
   }
+  const listening =
+    listenOptions === undefined
+      ? undefined
+      : listenSettings(webSocketServer, listenOptions, accessOptions.authorize);
+  // What the plane's listening socket hands over may still be an upgrade the plane can answer.
+  const takesUpgrades = nativeUpgrade || listening !== undefined;
   const upgradeServer = webSocketServer?._server;
-  if (nativeUpgrade && typeof upgradeServer?.on != 'function') {
+  if (takesUpgrades && typeof upgradeServer?.on != 'function') {
     throw new TypeError(
       'nativeUpgrade needs a WebSocketServer created with `port` or `server`',
     );
@@ -133,6 +146,15 @@ export const startRelay = (
     },
     () => scheduleTurn(),
   );
+  let address;
+  if (listening !== undefined) {
+    try {
+      address = startListening(native, listening);
+    } catch (error) {
+      native.shutdown();
+      throw error;
+    }
+  }
   const metrics = createMetricsSource(native);
   const access = createAccess(
     accessOptions.authorize,
@@ -228,6 +250,8 @@ export const startRelay = (
       withFacade(conn, emitMessage, binary ?? text, binary !== undefined),
     pong: ({conn, text}) => withFacade(conn, emitPong, text),
     authorize: access.decide,
+    upgraded: ({conn}) => trackUpgraded(conn),
+    connection: ({fd}) => handOver(upgradeServer, fd),
     // A connection whose upgrade the plane answered has no WebSocket to emit it: its error is
     // reported as the server's 'error' listener on a WebSocket reports it.
     socketError: ({conn, text, errorCode, rangeError}) => {
@@ -383,6 +407,22 @@ export const startRelay = (
     }
   };
 
+  // A connection whose upgrade the plane answered is counted until it closes, for destroy() and
+  // closeClients to close, as ws never saw it.
+  const trackUpgraded = (conn) => {
+    let closed;
+    upgraded.set(conn, new Promise((resolve) => (closed = resolve)));
+    const countClose = planeCounts.opened();
+    conns.set(conn, {
+      native: true,
+      closed: () => {
+        countClose();
+        upgraded.delete(conn);
+        closed();
+      },
+    });
+  };
+
   // The plane answers an upgrade ws would accept as it is; ws still emits 'headers' for it, so
   // listeners may add to the response, but no WebSocket and no 'connection' exist for it.
   const onUpgrade = (request, socket, bodyHead) => {
@@ -400,17 +440,7 @@ export const startRelay = (
     const conn = nextConn++;
     access.remember(conn, request);
     const head = Buffer.concat([bodyHead, stopReading(socket)]);
-    let closed;
-    upgraded.set(conn, new Promise((resolve) => (closed = resolve)));
-    const countClose = planeCounts.opened();
-    conns.set(conn, {
-      native: true,
-      closed: () => {
-        countClose();
-        upgraded.delete(conn);
-        closed();
-      },
-    });
+    trackUpgraded(conn);
     let events;
     try {
       events = native.adopt(conn, fd, head, {
@@ -429,7 +459,7 @@ export const startRelay = (
     apply(events);
     return true;
   };
-  const restoreUpgrades = nativeUpgrade
+  const restoreUpgrades = takesUpgrades
     ? takeUpgrades(upgradeServer, onUpgrade)
     : () => {};
 
@@ -489,6 +519,9 @@ export const startRelay = (
   const destroy = () =>
     (destroying ??= (async () => {
       stoppingAll = true;
+      // Until the paths are saved, what still arrives goes to the HTTP server (a health check,
+      // say) rather than finding the port closed; the listening socket closes with the plane.
+      native.stopAnswering();
       restoreUpgrades();
       removeConnectionListener();
       const serverClosing = closeWebSocketServer().then(
@@ -535,6 +568,9 @@ export const startRelay = (
     destroy,
   });
   planeCounts.register(wsServer);
+  if (address !== undefined) {
+    registerAddress(wsServer, address);
+  }
   registerClients(wsServer, async (code, reason) => {
     await Promise.all(closeClients(code, reason));
   });

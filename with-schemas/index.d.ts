@@ -8,6 +8,8 @@ export type {
   AuthorizeRequest,
   ConnectionPlane,
   KeptInJsReason,
+  ListenAddress,
+  ListenOptions,
   MetricFamily,
   MetricsOptions,
   NativeOptions,
@@ -16,6 +18,7 @@ export type {
 export {
   closeClients,
   getConnectionPlane,
+  getListenAddress,
   getMetrics,
   getPlaneStats,
   registerMetrics,

@@ -5,7 +5,6 @@ import assert from 'node:assert/strict';
 import {randomBytes} from 'node:crypto';
 import {once} from 'node:events';
 import https from 'node:https';
-import net from 'node:net';
 import test from 'node:test';
 import {WebSocket, WebSocketServer} from 'ws';
 import {
@@ -22,9 +21,12 @@ import {
   OPCODES,
   clientFrame,
   createWsServer,
+  exchange,
   openTcp,
   openWs,
   selfSignedCertificate,
+  upgradeRequest,
+  validHeaders,
 } from './support/native.js';
 
 const options = {timeout: TEST_TIMEOUT_MS};
@@ -88,34 +90,6 @@ const assertPlaces = (server, {connections, native}) => {
     open: native,
   });
 };
-
-// Sends `request` as it is and resolves with everything the server wrote until it closed.
-const exchange = async (t, port, request) => {
-  const socket = net.connect(port, '127.0.0.1');
-  socket.on('error', () => {});
-  defer(t, () => socket.destroy());
-  const chunks = [];
-  socket.on('data', (chunk) => chunks.push(chunk));
-  await withTimeout(once(socket, 'connect'), 'a raw TCP connect');
-  // One byte a character, so a request can carry bytes past ASCII as HTTP allows.
-  socket.end(Buffer.from(request, 'latin1'));
-  await withTimeout(once(socket, 'close'), 'the server to close');
-  return Buffer.concat(chunks).toString();
-};
-
-const upgradeRequest = (path, headers) =>
-  `GET /${path} HTTP/1.1\r\nHost: localhost\r\n` +
-  Object.entries(headers)
-    .map(([name, value]) => `${name}: ${value}\r\n`)
-    .join('') +
-  '\r\n';
-
-const validHeaders = () => ({
-  Upgrade: 'websocket',
-  Connection: 'Upgrade',
-  'Sec-WebSocket-Key': randomBytes(16).toString('base64'),
-  'Sec-WebSocket-Version': '13',
-});
 
 test(
   'the plane answers the upgrades: clients sync, and ws makes no WebSocket for them',

@@ -1,5 +1,6 @@
 // This package's own sixth argument, with TinyBase's five before it, in both
 // flavours of the API.
+import {createServer} from 'node:http';
 import {WebSocketServer} from 'ws';
 import {createMergeableStore} from 'tinybase';
 import {createFilePersister} from 'tinybase/persisters/persister-file';
@@ -9,12 +10,14 @@ import {
   createWsServer,
   createWsServerSimple,
   getConnectionPlane,
+  getListenAddress,
   getMetrics,
   getPlaneStats,
   registerMetrics,
   type Access,
   type ConnectionPlane,
   type KeptInJsReason,
+  type ListenAddress,
   type MetricFamily,
   type NativeOptions,
   type PlaneStats,
@@ -48,6 +51,17 @@ const withOptions: WsServer = createWsServer(
 createWsServer(webSocketServer, undefined, undefined, undefined, undefined, {
   heartbeatSeconds: 0,
 });
+
+const listening = createWsServer(
+  new WebSocketServer({server: createServer()}),
+  undefined,
+  undefined,
+  undefined,
+  undefined,
+  {listen: {port: 8047, host: '127.0.0.1'}},
+);
+const address: ListenAddress | undefined = getListenAddress(listening);
+const port: number | undefined = address?.port;
 
 createWsServer(webSocketServer, undefined, undefined, undefined, undefined, {
   cluster: {redis: 'redis://127.0.0.1:6379', prefix: 'app'},

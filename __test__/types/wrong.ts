@@ -7,6 +7,7 @@ import {createFilePersister} from 'tinybase/persisters/persister-file';
 import {
   closeClients,
   createWsServer,
+  getListenAddress,
   getMetrics,
   registerMetrics,
 } from 'tinybase-ws-server-native';
@@ -32,6 +33,8 @@ const textKeep = {keepPathSeconds: '5'};
 createWsServer(webSocketServer, undefined, undefined, 1, 4096, textKeep); // wrong
 const textUpgrade = {nativeUpgrade: 'yes'};
 createWsServer(webSocketServer, undefined, undefined, 1, 4096, textUpgrade); // wrong
+const noPort = {listen: {host: '::'}};
+createWsServer(webSocketServer, undefined, undefined, 1, 4096, noPort); // wrong
 createWsServer(webSocketServer, undefined, undefined, 1, 4096, {}, 0); // wrong
 const trueAccess = {authorize: () => true};
 createWsServer(webSocketServer, undefined, undefined, 1, 4096, trueAccess); // wrong
@@ -61,6 +64,7 @@ createWsServerWithSchemas<Schemas, FilePersister<Schemas>>(
 
 getMetrics(webSocketServer); // wrong
 closeClients(webSocketServer, 1001); // wrong
+getListenAddress(webSocketServer); // wrong
 registerMetrics(server, {}); // wrong
 getMetrics(server, {prefix: 1}); // wrong
 

@@ -496,3 +496,31 @@ export const runChild = async (
     }
   }
 };
+
+// Sends `request` as it is and resolves with everything the server wrote until it closed.
+export const exchange = async (t, port, request) => {
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  defer(t, () => socket.destroy());
+  const chunks = [];
+  socket.on('data', (chunk) => chunks.push(chunk));
+  await withTimeout(once(socket, 'connect'), 'a raw TCP connect');
+  // One byte a character, so a request can carry bytes past ASCII as HTTP allows.
+  socket.end(Buffer.from(request, 'latin1'));
+  await withTimeout(once(socket, 'close'), 'the server to close');
+  return Buffer.concat(chunks).toString();
+};
+
+export const upgradeRequest = (path, headers) =>
+  `GET /${path} HTTP/1.1\r\nHost: localhost\r\n` +
+  Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('') +
+  '\r\n';
+
+export const validHeaders = () => ({
+  Upgrade: 'websocket',
+  Connection: 'Upgrade',
+  'Sec-WebSocket-Key': randomBytes(16).toString('base64'),
+  'Sec-WebSocket-Version': '13',
+});

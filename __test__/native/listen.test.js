@@ -1,0 +1,324 @@
+// `listen`: the package owns the listening socket and the native plane accepts on it. The upgrades
+// it can answer never reach JS; everything else reaches the WebSocketServer's HTTP server as if
+// that server had accepted it. What a client sees must not tell it from ws listening itself.
+
+import assert from 'node:assert/strict';
+import {randomBytes} from 'node:crypto';
+import {once} from 'node:events';
+import {createServer} from 'node:http';
+import net from 'node:net';
+import test from 'node:test';
+import {WebSocket, WebSocketServer} from 'ws';
+import {
+  TEST_TIMEOUT_MS,
+  closeOf,
+  defer,
+  openClient,
+  waitFor,
+  waitForEqual,
+  withTimeout,
+} from '../support/harness.js';
+import {closeClients, getListenAddress, getPlaneStats} from '../../index.js';
+import {
+  createWsServer,
+  exchange,
+  openTcp,
+  openWs,
+  upgradeRequest,
+  validHeaders,
+} from './support/native.js';
+
+const options = {timeout: TEST_TIMEOUT_MS};
+
+/**
+ * This package's createWsServer listening on the plane for a WebSocketServer on an HTTP server
+ * that answers plain requests with its path, counting the 'connection' events ws emits.
+ */
+const start = async (t, {serverOptions, nativeOptions} = {}) => {
+  const httpServer = createServer((request, response) =>
+    response.end(`served ${request.url}`),
+  );
+  const webSocketServer = new WebSocketServer({
+    server: httpServer,
+    perMessageDeflate: false,
+    ...serverOptions,
+  });
+  defer(t, () =>
+    withTimeout(
+      new Promise((resolve) => webSocketServer.close(() => resolve())),
+      'the WebSocketServer to close',
+    ),
+  );
+  const errors = [];
+  const wsServer = createWsServer(
+    webSocketServer,
+    undefined,
+    (error) => errors.push(error),
+    undefined,
+    undefined,
+    {listen: {port: 0, host: '127.0.0.1'}, ...nativeOptions},
+  );
+  defer(t, () =>
+    withTimeout(
+      wsServer.destroy().catch(() => {}),
+      'wsServer.destroy()',
+    ),
+  );
+  const seen = {connections: 0};
+  webSocketServer.on('connection', () => seen.connections++);
+  const {port} = getListenAddress(wsServer);
+  return {
+    httpServer,
+    webSocketServer,
+    wsServer,
+    errors,
+    seen,
+    port,
+    url: (path = '') => `ws://127.0.0.1:${port}/${path}`,
+  };
+};
+
+// A WebSocketServer listening on a port of its own, for what ws answers itself.
+const startWs = async (t, serverOptions) => {
+  const webSocketServer = new WebSocketServer({
+    host: '127.0.0.1',
+    port: 0,
+    perMessageDeflate: false,
+    ...serverOptions,
+  });
+  defer(
+    t,
+    () => new Promise((resolve) => webSocketServer.close(() => resolve())),
+  );
+  await withTimeout(once(webSocketServer, 'listening'), 'listening');
+  return webSocketServer.address().port;
+};
+
+test(
+  'the plane accepts and answers the upgrades: clients sync, and no upgrade reaches JS',
+  options,
+  async (t) => {
+    const server = await start(t);
+    const upgrades = [];
+    server.httpServer.on('upgrade', (request) => upgrades.push(request.url));
+    const address = getListenAddress(server.wsServer);
+    assert.deepEqual(address, {
+      address: '127.0.0.1',
+      family: 'IPv4',
+      port: address.port,
+    });
+    assert.ok(Object.isFrozen(address));
+    const clients = [];
+    for (const name of ['a', 'b', 'c']) {
+      clients.push(await openClient(t, server.url('p')));
+      clients.at(-1).store.setCell('t', name, 'c', name);
+    }
+    const all = {t: {a: {c: 'a'}, b: {c: 'b'}, c: {c: 'c'}}};
+    for (const client of clients) {
+      await waitForEqual(() => client.store.getTables(), all);
+    }
+    assert.equal(server.wsServer.getClientIds('p').length, 3);
+    assert.deepEqual(upgrades, []);
+    assert.equal(server.seen.connections, 0);
+    assert.deepEqual(getPlaneStats(server.wsServer), {
+      native: {opened: 3, open: 3},
+      js: {opened: 0, open: 0, byReason: {}},
+    });
+    assert.deepEqual(server.errors, []);
+  },
+);
+
+test(
+  'a plain HTTP request reaches the HTTP server, on the same port',
+  options,
+  async (t) => {
+    const server = await start(t);
+    const response = await withTimeout(
+      fetch(`http://127.0.0.1:${server.port}/health?x=1`),
+      'the HTTP answer',
+    );
+    assert.equal(response.status, 200);
+    assert.equal(await response.text(), 'served /health?x=1');
+  },
+);
+
+test('its 101 is byte for byte the one ws writes', options, async (t) => {
+  const key = randomBytes(16).toString('base64');
+  const headers = {'Sec-WebSocket-Protocol': 'chat, tinybase'};
+  const ws = await openTcp(t, await startWs(t), 'p', {key, headers});
+  const server = await start(t);
+  const plane = await openTcp(t, server.port, 'p', {key, headers});
+  assert.equal(plane.head, ws.head);
+  assert.match(plane.head, /\r\nSec-WebSocket-Protocol: chat$/);
+  assert.equal(server.seen.connections, 0);
+});
+
+test(
+  'a request ws refuses is refused by ws, as when ws listens itself',
+  options,
+  async (t) => {
+    const requests = {
+      'a bad key': upgradeRequest('p', {
+        ...validHeaders(),
+        'Sec-WebSocket-Key': 'short',
+      }),
+      'an old version': upgradeRequest('p', {
+        ...validHeaders(),
+        'Sec-WebSocket-Version': '7',
+      }),
+      'a repeated subprotocol': upgradeRequest('p', {
+        ...validHeaders(),
+        'Sec-WebSocket-Protocol': 'a, a',
+      }),
+      'another path': upgradeRequest('elsewhere', validHeaders()),
+    };
+    const ask = async (port) => {
+      const answered = {};
+      for (const [what, request] of Object.entries(requests)) {
+        answered[what] = await exchange(t, port, request);
+      }
+      return answered;
+    };
+    const byWs = await ask(await startWs(t, {path: '/p'}));
+    const server = await start(t, {serverOptions: {path: '/p'}});
+    assert.deepEqual(await ask(server.port), byWs);
+    for (const answer of Object.values(byWs)) {
+      assert.match(answer, /^HTTP\/1\.1 400 Bad Request\r\n/);
+    }
+    assert.deepEqual(server.wsServer.getPathIds(), []);
+  },
+);
+
+test(
+  'upgrades the WebSocketServer must judge itself reach it, and are served too',
+  options,
+  async (t) => {
+    const verified = [];
+    const deflating = await start(t, {
+      serverOptions: {perMessageDeflate: true},
+    });
+    const deflate = await openClient(t, deflating.url('p'));
+    assert.equal(deflate.webSocket.extensions, 'permessage-deflate');
+    const plain = await openClient(t, deflating.url('p'), {
+      webSocket: new WebSocket(deflating.url('p'), {perMessageDeflate: false}),
+    });
+    deflate.store.setCell('t', 'r', 'c', 1);
+    await waitForEqual(() => plain.store.getTables(), {t: {r: {c: 1}}});
+    assert.equal(deflating.seen.connections, 1);
+    assert.deepEqual(getPlaneStats(deflating.wsServer), {
+      native: {opened: 1, open: 1},
+      js: {opened: 1, open: 1, byReason: {deflate: 1}},
+    });
+
+    const verifying = await start(t, {
+      serverOptions: {verifyClient: ({req}) => verified.push(req.url) > 0},
+    });
+    await openClient(t, verifying.url('p'));
+    assert.deepEqual(verified, ['/p']);
+    // ws answered it, and the connection was taken over after.
+    assert.equal(verifying.seen.connections, 1);
+    assert.deepEqual(getPlaneStats(verifying.wsServer).native.open, 1);
+  },
+);
+
+test(
+  'authorize is asked with the upgrade request, as without the option',
+  options,
+  async (t) => {
+    const asked = [];
+    const server = await start(t, {
+      nativeOptions: {
+        authorize: ({request, pathId}) => {
+          asked.push({url: request.url, pathId});
+          return request.url.endsWith('?let=in') ? 'write' : false;
+        },
+      },
+    });
+    await openWs(t, server.url('p?let=in'));
+    await waitFor(() => server.wsServer.getClientIds('p').length == 1);
+    const denied = await openWs(t, server.url('p?let=out'));
+    assert.deepEqual(await withTimeout(denied.closed, 'the denied close'), {
+      code: 1008,
+      reason: 'access denied',
+    });
+    assert.deepEqual(asked, [
+      {url: '/p?let=in', pathId: 'p'},
+      {url: '/p?let=out', pathId: 'p'},
+    ]);
+  },
+);
+
+test(
+  'closeClients closes the clients the plane answered',
+  options,
+  async (t) => {
+    const server = await start(t);
+    const client = await openWs(t, server.url('p'));
+    await waitFor(() => server.wsServer.getClientIds('p').length == 1);
+    await withTimeout(
+      closeClients(server.wsServer, 4000, 'moving'),
+      'closeClients',
+    );
+    assert.deepEqual(await client.closed, {code: 4000, reason: 'moving'});
+  },
+);
+
+test(
+  'destroy() stops listening and closes the clients, as ws closes its own',
+  options,
+  async (t) => {
+    const server = await start(t);
+    const client = await openWs(t, server.url('p'));
+    await waitFor(() => server.wsServer.getClientIds('p').length == 1);
+    await withTimeout(server.wsServer.destroy(), 'destroy()');
+    assert.deepEqual(await client.closed, {code: 1005, reason: ''});
+    const socket = net.connect(server.port, '127.0.0.1');
+    const [error] = await withTimeout(
+      once(socket, 'error'),
+      'the refused connect',
+    );
+    assert.equal(error.code, 'ECONNREFUSED');
+    assert.deepEqual(getPlaneStats(server.wsServer).native, {
+      opened: 1,
+      open: 0,
+    });
+  },
+);
+
+test('listen refuses what it cannot listen for, and an address in use', async (t) => {
+  const noArguments = [undefined, undefined, undefined, undefined];
+  const listening = new WebSocketServer({host: '127.0.0.1', port: 0});
+  defer(t, () => new Promise((resolve) => listening.close(() => resolve())));
+  await once(listening, 'listening');
+  const {port} = listening.address();
+  const refusals = [
+    [new WebSocketServer({noServer: true}), {port: 0}],
+    [listening, {port: 0}],
+    [new WebSocketServer({server: createServer()}), {port: -1}],
+    [new WebSocketServer({server: createServer()}), {port: '80'}],
+    [new WebSocketServer({server: createServer()}), {port: 0, host: 1}],
+  ];
+  for (const [webSocketServer, listen] of refusals) {
+    assert.throws(
+      () => createWsServer(webSocketServer, ...noArguments, {listen}),
+      TypeError,
+    );
+  }
+  const webSocketServer = new WebSocketServer({server: createServer()});
+  assert.throws(
+    () =>
+      createWsServer(webSocketServer, ...noArguments, {
+        listen: {port, host: '127.0.0.1'},
+      }),
+    {
+      code: 'EADDRINUSE',
+      syscall: 'listen',
+      message: `listen EADDRINUSE: address already in use 127.0.0.1:${port}`,
+    },
+  );
+  // Nothing of the failed server is left behind: another one listens for the same server.
+  const wsServer = createWsServer(webSocketServer, ...noArguments, {
+    listen: {port: 0, host: '127.0.0.1'},
+  });
+  await wsServer.destroy();
+});
