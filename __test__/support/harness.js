@@ -1,11 +1,13 @@
 import {spawn} from 'node:child_process';
 import {once} from 'node:events';
+import {STATUS_CODES, createServer} from 'node:http';
 import {setTimeout as delay} from 'node:timers/promises';
 import {isDeepStrictEqual} from 'node:util';
 import {WebSocket, WebSocketServer} from 'ws';
 import {createMergeableStore} from 'tinybase';
 import {createWsSynchronizer} from 'tinybase/synchronizers/synchronizer-ws-client';
-import {createWsServer} from './implementation.js';
+import {getListenAddress} from '../../index.js';
+import {createWsServer, listensNatively} from './implementation.js';
 
 // Bounds that only turn a hang into a failure: nothing waits for them to pass.
 export const WAIT_MS = 20_000;
@@ -89,6 +91,16 @@ export const gate = () => {
   return {promise, open};
 };
 
+// What ws's own HTTP server answers a request that is no upgrade.
+const upgradeRequired = (_request, response) => {
+  const body = STATUS_CODES[426];
+  response.writeHead(426, {
+    'Content-Length': body.length,
+    'Content-Type': 'text/plain',
+  });
+  response.end(body);
+};
+
 export const startServer = async (
   t,
   {
@@ -100,13 +112,18 @@ export const startServer = async (
     onIgnoredError,
   } = {},
 ) => {
+  const ownServer = !options.noServer && !options.server;
+  // The plane listens itself, for a server that answers what it hands over as ws's own would.
+  const listening = ownServer && listensNatively;
   const webSocketServer = new WebSocketServer(
-    options.noServer || options.server
+    !ownServer
       ? options
-      : {host: '127.0.0.1', port: 0, ...options},
+      : listening
+        ? {server: createServer(upgradeRequired), ...options}
+        : {host: '127.0.0.1', port: 0, ...options},
   );
   defer(t, () => closeWebSocketServer(webSocketServer));
-  if (!options.noServer && !options.server) {
+  if (ownServer && !listening) {
     await withTimeout(once(webSocketServer, 'listening'), 'listening');
   }
   beforeCreate?.(webSocketServer);
@@ -120,6 +137,7 @@ export const startServer = async (
     },
     requestTimeoutSeconds,
     fragmentSize,
+    ...(listening ? [{listen: {port: 0, host: '127.0.0.1'}}] : []),
   );
   defer(t, () =>
     withTimeout(
@@ -129,7 +147,9 @@ export const startServer = async (
   );
   const port = options.noServer
     ? undefined
-    : (options.server ?? webSocketServer).address().port;
+    : listening
+      ? getListenAddress(wsServer).port
+      : (options.server ?? webSocketServer).address().port;
   return {
     webSocketServer,
     wsServer,
