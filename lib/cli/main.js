@@ -16,7 +16,8 @@ const readVersion = () =>
 /**
  * Runs the `tinybase-ws-server` command with `args` (without node and the
  * script). `loadServer` resolves to the module to serve with: its
- * createWsServer and, if it has them, its registerMetrics and closeClients. It is only called
+ * createWsServer and, if it has them, its registerMetrics, closeClients and
+ * getListenAddress. It is only called
  * once a server is actually needed, so `--help` and bad flags work even where
  * the server cannot be loaded.
  *
@@ -49,11 +50,13 @@ export const runCli = async (args, loadServer) => {
   const log = createLog(options.logFormat, options.logLevel);
   let server;
   try {
-    const {createWsServer, registerMetrics, closeClients} = await loadServer();
+    const {createWsServer, registerMetrics, closeClients, getListenAddress} =
+      await loadServer();
     server = await startSyncServer({
       createWsServer,
       registerMetrics,
       closeClients,
+      getListenAddress,
       port: options.port,
       host: options.host,
       dataDir: options.dataDir,

@@ -35,13 +35,15 @@ const closeHttpServer = (httpServer) =>
  *
  * `createWsServer` is passed in so that the same code runs over this
  * package's native server and over TinyBase's own; `registerMetrics`, when
- * given, adds the server's metrics to `/metrics`. `log` has `info`,
+ * given, adds the server's metrics to `/metrics`, and `getListenAddress`, when
+ * given, has the server listen on its native plane. `log` has `info`,
  * `verbose` and `error`, each taking a message and fields for JSON logs.
  */
 export const startSyncServer = async ({
   createWsServer,
   registerMetrics,
   closeClients,
+  getListenAddress,
   port,
   host,
   dataDir,
@@ -58,13 +60,18 @@ export const startSyncServer = async ({
     await mkdir(absoluteDataDir, {recursive: true});
   }
 
-  // One port for both: WebSocket upgrades go to ws, plain requests to the
-  // operations endpoints. A port already in use fails the listen, before ws
+  // One port for both: WebSocket upgrades go to the sync server, plain requests
+  // to the operations endpoints. The native server listens on its plane, and
+  // hands the HTTP server what it does not answer; TinyBase's needs the HTTP
+  // server to listen, and a port already in use fails that listen before ws
   // (which would re-emit the error where nothing listens yet) is attached.
   const operations = createOperations({enabled: metrics, log});
   const httpServer = createServer(operations.handleRequest);
-  httpServer.listen(port, host);
-  await once(httpServer, 'listening');
+  const listensNatively = getListenAddress !== undefined;
+  if (!listensNatively) {
+    httpServer.listen(port, host);
+    await once(httpServer, 'listening');
+  }
   const webSocketServer = new WebSocketServer({server: httpServer});
 
   // TinyBase's file persister starts a new path by creating an empty file and
@@ -107,8 +114,13 @@ export const startSyncServer = async ({
         }),
       undefined,
       undefined,
-      // The command owns its HTTP server, so the native plane answers upgrades too.
-      {cluster, authorize, keepPathSeconds, nativeUpgrade: true},
+      // The command owns its port, so the native plane accepts on it.
+      {
+        cluster,
+        authorize,
+        keepPathSeconds,
+        ...(listensNatively ? {listen: {port, host}} : {}),
+      },
     );
   } catch (error) {
     webSocketServer.close();
@@ -160,7 +172,9 @@ export const startSyncServer = async ({
   };
 
   return {
-    url: urlOf(httpServer.address()),
+    url: urlOf(
+      listensNatively ? getListenAddress(wsServer) : httpServer.address(),
+    ),
     dataDir: absoluteDataDir,
     stop,
   };
