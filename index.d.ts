@@ -95,6 +95,8 @@ export type ListenOptions = {
   /** 0 picks a free port. */
   port: number;
   host?: string;
+  /** Connections waiting to be accepted, as Node's `listen` takes it. Default 511. */
+  backlog?: number;
 };
 
 /** An address listened on, as Node's `server.address()` gives it. */

@@ -34,17 +34,23 @@ export const listenSettings = (webSocketServer, listen, authorize) => {
       'listen needs a WebSocketServer created with a `server` that is not listening',
     );
   }
-  const {port, host} = listen ?? {};
+  const {port, host, backlog} = listen ?? {};
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new TypeError(`listen.port must be 0 to 65535, not ${port}`);
   }
   if (host !== undefined && typeof host != 'string') {
     throw new TypeError('listen.host must be a string');
   }
+  if (backlog !== undefined && !(Number.isInteger(backlog) && backlog > 0)) {
+    throw new TypeError(
+      `listen.backlog must be a positive whole number, not ${backlog}`,
+    );
+  }
   const options = webSocketServer.options ?? {};
   return {
     port,
     host,
+    backlog,
     // Checks only JS can make leave every upgrade to ws: a verifyClient, an authorize that is
     // handed the request, a subclass's own shouldHandle, or 'headers' listeners already added.
     answers:

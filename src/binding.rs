@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use connection_plane::{Heartbeat, Plane, Settings, UpgradeRules, NO_STATUS};
+use connection_plane::{Heartbeat, Plane, Settings, UpgradeRules, DEFAULT_BACKLOG, NO_STATUS};
 use napi::bindgen_prelude::{Buffer, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{CleanupEnvHook, Env, Error, Result, Status};
@@ -77,6 +77,8 @@ pub struct ListenOptions {
     pub port: u32,
     /// As Node's `listen`: every address when absent.
     pub host: Option<String>,
+    /// As Node's `listen`: connections waiting to be accepted, 511 by default.
+    pub backlog: Option<u32>,
     /// False when the WebSocketServer's options leave every upgrade to ws.
     pub answers: bool,
     /// The WebSocketServer's `path` option.
@@ -434,8 +436,10 @@ impl NativeServer {
             deflate: options.deflate,
             handles_protocols: options.handles_protocols,
         };
-        let listened = intake::addresses(options.host.as_deref(), port)
-            .and_then(|addresses| self.hub.listen(&addresses, rules, options.answers));
+        let listened = intake::addresses(options.host.as_deref(), port).and_then(|addresses| {
+            let backlog = options.backlog.unwrap_or(DEFAULT_BACKLOG);
+            self.hub.listen(&addresses, backlog, rules, options.answers)
+        });
         let address = match listened {
             Ok(address) => address,
             Err(error) => {

@@ -688,10 +688,11 @@ impl Hub {
     }
 
     /// Listens on the first of `addresses` that can be bound (see [`Plane::listen`]); the
-    /// address it listens on.
+    /// address it listens on. With `answers` false every connection goes to Node.
     pub fn listen(
         self: &Arc<Self>,
         addresses: &[SocketAddr],
+        backlog: u32,
         rules: UpgradeRules,
         answers: bool,
     ) -> std::io::Result<SocketAddr> {
@@ -704,7 +705,7 @@ impl Hub {
             return Err(std::io::Error::other("the server is listening already"));
         }
         let intake = Arc::new(HubIntake(Arc::downgrade(self)));
-        let started = plane.listen(addresses, rules, intake)?;
+        let started = plane.listen(addresses, backlog, rules, intake)?;
         if !answers {
             started.stop_answering();
         }

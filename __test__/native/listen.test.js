@@ -297,6 +297,7 @@ test('listen refuses what it cannot listen for, and an address in use', async (t
     [new WebSocketServer({server: createServer()}), {port: -1}],
     [new WebSocketServer({server: createServer()}), {port: '80'}],
     [new WebSocketServer({server: createServer()}), {port: 0, host: 1}],
+    [new WebSocketServer({server: createServer()}), {port: 0, backlog: 0}],
   ];
   for (const [webSocketServer, listen] of refusals) {
     assert.throws(

@@ -22,7 +22,7 @@ use std::time::Duration;
 pub use connection::{Connection, InvalidCloseCode};
 pub use frame_error::FrameError;
 pub use handshake::{Upgrade, UpgradeRules};
-pub use listener::{Intake, Listening};
+pub use listener::{Intake, Listening, DEFAULT_BACKLOG};
 pub use plane::{Adopted, Plane};
 pub use sync_core::router::{Backpressure, ConnId, Payload};
 

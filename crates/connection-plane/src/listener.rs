@@ -20,7 +20,7 @@ const MAX_HEAD: usize = 8 * 1024;
 /// timeouts to deal with.
 const FIRST_BYTES_WAIT: Duration = Duration::from_secs(10);
 /// Connections waiting to be accepted, as Node's default for `listen`.
-const BACKLOG: u32 = 511;
+pub const DEFAULT_BACKLOG: u32 = 511;
 /// How long accepting pauses after an error that is not one connection's (out of file
 /// descriptors, say), so the loop does not spin while it lasts.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -44,9 +44,11 @@ pub struct Listening {
 }
 
 impl Listening {
-    /// Listens on the first of `addresses` that can be bound.
+    /// Listens on the first of `addresses` that can be bound, with room for `backlog`
+    /// connections waiting to be accepted.
     pub(crate) fn start(
         addresses: &[SocketAddr],
+        backlog: u32,
         rules: UpgradeRules,
         intake: Arc<dyn Intake>,
         plane: Arc<PlaneState>,
@@ -54,7 +56,7 @@ impl Listening {
     ) -> io::Result<Listening> {
         let listener = {
             let _entered = runtime.enter();
-            bind_first(addresses)?
+            bind_first(addresses, backlog)?
         };
         let local_addr = listener.local_addr()?;
         let answering = Arc::new(AtomicBool::new(true));
@@ -90,10 +92,10 @@ impl Drop for Listening {
     }
 }
 
-fn bind_first(addresses: &[SocketAddr]) -> io::Result<TcpListener> {
+fn bind_first(addresses: &[SocketAddr], backlog: u32) -> io::Result<TcpListener> {
     let mut failure = io::Error::new(io::ErrorKind::InvalidInput, "no address to listen on");
     for address in addresses {
-        match bind(*address) {
+        match bind(*address, backlog) {
             Ok(listener) => return Ok(listener),
             Err(error) => failure = error,
         }
@@ -102,14 +104,14 @@ fn bind_first(addresses: &[SocketAddr]) -> io::Result<TcpListener> {
 }
 
 /// As Node binds: the address may be reused at once after an earlier server on it stopped.
-fn bind(address: SocketAddr) -> io::Result<TcpListener> {
+fn bind(address: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     let socket = match address {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
     };
     socket.set_reuseaddr(true)?;
     socket.bind(address)?;
-    socket.listen(BACKLOG)
+    socket.listen(backlog)
 }
 
 /// The rules a request is answered by, while the owner lets the plane answer any.

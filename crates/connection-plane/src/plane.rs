@@ -285,17 +285,19 @@ impl Plane {
         (Connection::new(shared), adopted)
     }
 
-    /// Listens on the first of `addresses` it can bind and accepts connections for `intake`:
-    /// upgrade requests `rules` let the plane answer become connections of the plane, and the
-    /// rest are handed over.
+    /// Listens on the first of `addresses` it can bind, with room for `backlog` connections
+    /// waiting to be accepted, and accepts connections for `intake`: upgrade requests `rules`
+    /// let the plane answer become connections of the plane, and the rest are handed over.
     pub fn listen(
         &self,
         addresses: &[std::net::SocketAddr],
+        backlog: u32,
         rules: UpgradeRules,
         intake: Arc<dyn Intake>,
     ) -> io::Result<Listening> {
         Listening::start(
             addresses,
+            backlog,
             rules,
             intake,
             self.state.clone(),

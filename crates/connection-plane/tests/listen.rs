@@ -7,7 +7,9 @@ use std::net::{SocketAddr, TcpStream as StdTcpStream};
 use std::sync::Arc;
 
 use common::{recorder, Event, PATIENCE};
-use connection_plane::{ConnId, Intake, Payload, Plane, Settings, Upgrade, UpgradeRules};
+use connection_plane::{
+    ConnId, Intake, Payload, Plane, Settings, Upgrade, UpgradeRules, DEFAULT_BACKLOG,
+};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -48,7 +50,12 @@ fn listen(
     let (tx, rx) = mpsc::unbounded_channel();
     let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let listening = plane
-        .listen(&[loopback], UpgradeRules::default(), Arc::new(Arrivals(tx)))
+        .listen(
+            &[loopback],
+            DEFAULT_BACKLOG,
+            UpgradeRules::default(),
+            Arc::new(Arrivals(tx)),
+        )
         .expect("listen");
     (listening, rx)
 }
@@ -156,6 +163,7 @@ async fn an_address_in_use_is_refused() {
     let (tx, _rx) = mpsc::unbounded_channel();
     let taken = plane.listen(
         &[listening.local_addr()],
+        DEFAULT_BACKLOG,
         UpgradeRules::default(),
         Arc::new(Arrivals(tx)),
     );
