@@ -125,7 +125,7 @@ const describeMachine = () => {
 
 const serverCommand = (
   server,
-  {persister, scrapeMs, authorize, nativeUpgrade},
+  {persister, scrapeMs, authorize, nativeUpgrade, nativeListen},
 ) =>
   server == 'relay'
     ? [LOADGEN, 'relay', '--port', '0']
@@ -136,6 +136,7 @@ const serverCommand = (
         ...(scrapeMs ? ['--scrape-ms', String(scrapeMs)] : []),
         ...(authorize ? ['--authorize'] : []),
         ...(nativeUpgrade ? ['--native-upgrade'] : []),
+        ...(nativeListen ? ['--native-listen'] : []),
       ];
 
 // The server of a run: one process, or for a cluster scenario on the native server, that many
@@ -305,7 +306,7 @@ ${methodText(plan, options, selected)}
 ${invocation}
 # which builds and then, per run, starts one of
 node bench/servers/reference.js [--persist --persister memory|file] [--scrape-ms N] [--authorize]
-node bench/servers/native.js [--persist --persister memory|file] [--scrape-ms N] [--authorize] [--native-upgrade] [--redis redis://127.0.0.1:PORT]
+node bench/servers/native.js [--persist --persister memory|file] [--scrape-ms N] [--authorize] [--native-upgrade] [--native-listen] [--redis redis://127.0.0.1:PORT]
 bench/loadgen/target/release/loadgen relay --port 0
 # (the cluster scenario starts redis-server --save "" --appendonly no on a free port,
 # and one native.js --redis per node)

@@ -14,12 +14,16 @@
 // With `--authorize` the server is given an `authorize` hook (its sixth argument) that grants
 // every client write access from a Promise; TinyBase's own server ignores it. With
 // `--native-upgrade` it is given `nativeUpgrade: true`, which TinyBase's own server ignores too.
+// With `--native-listen` a server whose module has getListenAddress (this package's) listens on
+// its native plane (the `listen` option), for a WebSocketServer on an HTTP server that does not
+// listen itself; TinyBase's own server listens as without the flag.
 //
 // With `--scrape-ms N` the server reads a prom-client registry every N ms,
 // as a Prometheus scrape would: Node's default process metrics, and the
 // server's own when its module has registerMetrics.
 
 import {mkdtempSync, rmSync} from 'node:fs';
+import {createServer} from 'node:http';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {monitorEventLoopDelay} from 'node:perf_hooks';
@@ -64,8 +68,10 @@ export const serve = async (loadCreateWsServer) => {
   const persisterKind = flagValue('--persister') ?? 'memory';
   let createWsServer;
   let registerMetrics;
+  let getListenAddress;
   try {
-    ({createWsServer, registerMetrics} = await loadCreateWsServer());
+    ({createWsServer, registerMetrics, getListenAddress} =
+      await loadCreateWsServer());
     if (typeof createWsServer != 'function') {
       throw new Error('the module exports no createWsServer function');
     }
@@ -127,21 +133,28 @@ export const serve = async (loadCreateWsServer) => {
 
   let wsServer;
   let webSocketServer;
+  const listensNatively =
+    process.argv.includes('--native-listen') && getListenAddress !== undefined;
   try {
-    webSocketServer = new WebSocketServer({
-      host: '127.0.0.1',
-      port: 0,
-      backlog: ACCEPT_BACKLOG,
-    });
+    webSocketServer = new WebSocketServer(
+      listensNatively
+        ? {server: createServer()}
+        : {host: '127.0.0.1', port: 0, backlog: ACCEPT_BACKLOG},
+    );
     wsServer = createWsServer(
       webSocketServer,
       persist ? createPersisterForPath : undefined,
       onIgnoredError,
       undefined,
       undefined,
-      nativeOptions,
+      listensNatively
+        ? {
+            ...nativeOptions,
+            listen: {port: 0, host: '127.0.0.1', backlog: ACCEPT_BACKLOG},
+          }
+        : nativeOptions,
     );
-    if (!webSocketServer.address()) {
+    if (!listensNatively && !webSocketServer.address()) {
       await new Promise((resolve, reject) => {
         webSocketServer.once('listening', resolve);
         webSocketServer.once('error', reject);
@@ -164,7 +177,12 @@ export const serve = async (loadCreateWsServer) => {
   const delayMs = (nanoseconds) =>
     Math.max(0, nanoseconds / 1e6 - ELD_RESOLUTION_MS);
   eventLoopDelay.enable();
-  reply({port: webSocketServer.address().port});
+  reply({
+    port: (listensNatively
+      ? getListenAddress(wsServer)
+      : webSocketServer.address()
+    ).port,
+  });
 
   const stats = () => {
     const {user, system} = process.cpuUsage();
