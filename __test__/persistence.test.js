@@ -702,6 +702,12 @@ test(
       log.push(`client ${pathId} ${change}`),
     );
     const client = await openClient(t, server.url('order'));
+    // The path's server client finishes starting (its first load waits for a client that may
+    // not sync yet) before the client leaves, so what follows is the teardown of a started path.
+    await waitFor(
+      () => log.includes('order: synchronizer listens'),
+      'the path to start',
+    );
     client.store.setValue('v', 1);
     client.synchronizer.destroy();
     await waitFor(
