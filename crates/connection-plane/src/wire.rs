@@ -36,6 +36,10 @@ const GATHER_CAPACITY: usize = GATHER_CHUNK + GATHER_PAYLOAD + 16;
 const IDLE_CAPACITY: usize = GATHER_PAYLOAD;
 /// Slices handed to one vectored write.
 const MAX_SLICES: usize = 64;
+/// How much is read from the socket at once while a message larger than tungstenite's read
+/// buffer arrives: tungstenite reads at most its buffer's size a time, 1 KiB, which made a
+/// 256 KiB message cost 256 reads.
+const READ_AHEAD: usize = 64 * 1024;
 /// First header byte of a whole text or binary message: FIN and the opcode.
 const TEXT: u8 = 0x81;
 const BINARY: u8 = 0x82;
@@ -89,6 +93,12 @@ pub(crate) struct Wire<S> {
     to_answer: Option<(u16, String)>,
     /// The session is past the open state: tungstenite reads every Close as it comes.
     passing: bool,
+    /// Bytes read from the socket ahead of tungstenite; kept only while a large read lasts.
+    ahead: Vec<u8>,
+    /// The part of `ahead` read from the socket and not yet handed to tungstenite.
+    ahead_unread: std::ops::Range<usize>,
+    /// The last read from the socket filled all the room it had: more is likely waiting.
+    streaming: bool,
 }
 
 impl<S> Wire<S> {
@@ -106,6 +116,9 @@ impl<S> Wire<S> {
             held: None,
             to_answer: None,
             passing: false,
+            ahead: Vec::new(),
+            ahead_unread: 0..0,
+            streaming: false,
         }
     }
 
@@ -121,6 +134,7 @@ impl<S> Wire<S> {
     /// Keeps the last byte of the peer's Close from tungstenite. Nothing after a Close is read,
     /// so the bytes that follow it are dropped.
     fn hold(&mut self, last: u8, close: HeldClose) {
+        self.ahead_unread = 0..0;
         match close {
             HeldClose::Refused(code) => self.refused = Some(code),
             HeldClose::Answer(code, reason) => {
@@ -271,7 +285,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Wire<S> {
             return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();
-        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+        ready!(self.poll_read_socket(cx, buf))?;
         let Some(Held { readable, close }) = self.check.scan(&buf.filled()[before..]) else {
             return Poll::Ready(Ok(()));
         };
@@ -288,6 +302,44 @@ impl<S: AsyncRead + Unpin> AsyncRead for Wire<S> {
             Some(code) => Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, code))),
             None => Poll::Pending,
         }
+    }
+}
+
+impl<S: AsyncRead + Unpin> Wire<S> {
+    /// Reads the peer's bytes into `buf`: straight from the socket, or, while a large message
+    /// streams in, through `ahead`, a read of [`READ_AHEAD`] at a time.
+    fn poll_read_socket(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.ahead_unread.is_empty() && self.streaming && buf.remaining() < READ_AHEAD {
+            self.ahead.resize(READ_AHEAD, 0);
+            let mut ahead = ReadBuf::new(&mut self.ahead);
+            ready!(Pin::new(&mut self.inner).poll_read(cx, &mut ahead))?;
+            let read = ahead.filled().len();
+            self.streaming = read == READ_AHEAD;
+            self.ahead_unread = 0..read;
+        }
+        if !self.ahead_unread.is_empty() {
+            let start = self.ahead_unread.start;
+            let end = self.ahead_unread.end.min(start + buf.remaining());
+            buf.put_slice(&self.ahead[start..end]);
+            self.ahead_unread.start = end;
+            if self.ahead_unread.is_empty() && !self.streaming {
+                // The large read is over: an idle connection keeps no room for the next one.
+                self.ahead = Vec::new();
+            }
+            return Poll::Ready(Ok(()));
+        }
+        let room = buf.remaining();
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+        self.streaming = room > 0 && buf.filled().len() - before == room;
+        if !self.streaming {
+            self.ahead = Vec::new();
+        }
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -424,6 +476,56 @@ mod tests {
             }
             Poll::Ready(Ok(()))
         }
+    }
+
+    /// A peer with all its bytes waiting, each read handed as many as it has room for.
+    struct Waiting {
+        bytes: Vec<u8>,
+        at: usize,
+        reads: usize,
+    }
+
+    impl AsyncRead for Waiting {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            self.reads += 1;
+            let end = self.bytes.len().min(self.at + buf.remaining());
+            buf.put_slice(&self.bytes[self.at..end]);
+            self.at = end;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn a_large_message_is_read_from_the_socket_a_large_piece_at_a_time() {
+        let message: Vec<u8> = (0..256 * 1024).map(|i| (i % 251) as u8).collect();
+        let mut wire = Wire::new(Waiting {
+            bytes: message.clone(),
+            at: 0,
+            reads: 0,
+        });
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut received = Vec::new();
+        loop {
+            // As tungstenite reads: no more than its 1 KiB buffer at a time.
+            let mut bytes = [0; 1024];
+            let mut buf = ReadBuf::new(&mut bytes);
+            let Poll::Ready(result) = Pin::new(&mut wire).poll_read(&mut cx, &mut buf) else {
+                panic!("a peer with bytes waiting made the read wait");
+            };
+            result.unwrap();
+            if buf.filled().is_empty() {
+                break;
+            }
+            received.extend_from_slice(buf.filled());
+        }
+        assert_eq!(received, message);
+        // One read of 1 KiB, four of up to 64 KiB, and the one that finds the end.
+        assert_eq!(wire.inner.reads, 6);
+        assert_eq!(wire.ahead.capacity(), 0);
     }
 
     /// One read from `wire`: the bytes it gave, or `None` while it waits.
