@@ -11,7 +11,6 @@ import test from 'node:test';
 import {WebSocket, WebSocketServer} from 'ws';
 import {
   TEST_TIMEOUT_MS,
-  closeOf,
   defer,
   openClient,
   waitFor,
@@ -21,62 +20,14 @@ import {
 import {closeClients, getListenAddress, getPlaneStats} from '../../index.js';
 import {
   createWsServer,
-  exchange,
+  exchangeEach,
   openTcp,
   openWs,
-  upgradeRequest,
-  validHeaders,
+  refusedUpgrades,
+  startServing,
 } from './support/native.js';
 
 const options = {timeout: TEST_TIMEOUT_MS};
-
-/**
- * This package's createWsServer listening on the plane for a WebSocketServer on an HTTP server
- * that answers plain requests with its path, counting the 'connection' events ws emits.
- */
-const start = async (t, {serverOptions, nativeOptions} = {}) => {
-  const httpServer = createServer((request, response) =>
-    response.end(`served ${request.url}`),
-  );
-  const webSocketServer = new WebSocketServer({
-    server: httpServer,
-    perMessageDeflate: false,
-    ...serverOptions,
-  });
-  defer(t, () =>
-    withTimeout(
-      new Promise((resolve) => webSocketServer.close(() => resolve())),
-      'the WebSocketServer to close',
-    ),
-  );
-  const errors = [];
-  const wsServer = createWsServer(
-    webSocketServer,
-    undefined,
-    (error) => errors.push(error),
-    undefined,
-    undefined,
-    {listen: {port: 0, host: '127.0.0.1'}, ...nativeOptions},
-  );
-  defer(t, () =>
-    withTimeout(
-      wsServer.destroy().catch(() => {}),
-      'wsServer.destroy()',
-    ),
-  );
-  const seen = {connections: 0};
-  webSocketServer.on('connection', () => seen.connections++);
-  const {port} = getListenAddress(wsServer);
-  return {
-    httpServer,
-    webSocketServer,
-    wsServer,
-    errors,
-    seen,
-    port,
-    url: (path = '') => `ws://127.0.0.1:${port}/${path}`,
-  };
-};
 
 // A WebSocketServer listening on a port of its own, for what ws answers itself.
 const startWs = async (t, serverOptions) => {
@@ -98,7 +49,7 @@ test(
   'the plane accepts and answers the upgrades: clients sync, and no upgrade reaches JS',
   options,
   async (t) => {
-    const server = await start(t);
+    const server = await startServing(t, {listen: true});
     const upgrades = [];
     server.httpServer.on('upgrade', (request) => upgrades.push(request.url));
     const address = getListenAddress(server.wsServer);
@@ -132,7 +83,7 @@ test(
   'a plain HTTP request reaches the HTTP server, on the same port',
   options,
   async (t) => {
-    const server = await start(t);
+    const server = await startServing(t, {listen: true});
     const response = await withTimeout(
       fetch(`http://127.0.0.1:${server.port}/health?x=1`),
       'the HTTP answer',
@@ -146,7 +97,7 @@ test('its 101 is byte for byte the one ws writes', options, async (t) => {
   const key = randomBytes(16).toString('base64');
   const headers = {'Sec-WebSocket-Protocol': 'chat, tinybase'};
   const ws = await openTcp(t, await startWs(t), 'p', {key, headers});
-  const server = await start(t);
+  const server = await startServing(t, {listen: true});
   const plane = await openTcp(t, server.port, 'p', {key, headers});
   assert.equal(plane.head, ws.head);
   assert.match(plane.head, /\r\nSec-WebSocket-Protocol: chat$/);
@@ -157,31 +108,17 @@ test(
   'a request ws refuses is refused by ws, as when ws listens itself',
   options,
   async (t) => {
-    const requests = {
-      'a bad key': upgradeRequest('p', {
-        ...validHeaders(),
-        'Sec-WebSocket-Key': 'short',
-      }),
-      'an old version': upgradeRequest('p', {
-        ...validHeaders(),
-        'Sec-WebSocket-Version': '7',
-      }),
-      'a repeated subprotocol': upgradeRequest('p', {
-        ...validHeaders(),
-        'Sec-WebSocket-Protocol': 'a, a',
-      }),
-      'another path': upgradeRequest('elsewhere', validHeaders()),
-    };
-    const ask = async (port) => {
-      const answered = {};
-      for (const [what, request] of Object.entries(requests)) {
-        answered[what] = await exchange(t, port, request);
-      }
-      return answered;
-    };
-    const byWs = await ask(await startWs(t, {path: '/p'}));
-    const server = await start(t, {serverOptions: {path: '/p'}});
-    assert.deepEqual(await ask(server.port), byWs);
+    const requests = refusedUpgrades();
+    const byWs = await exchangeEach(
+      t,
+      await startWs(t, {path: '/p'}),
+      requests,
+    );
+    const server = await startServing(t, {
+      listen: true,
+      serverOptions: {path: '/p'},
+    });
+    assert.deepEqual(await exchangeEach(t, server.port, requests), byWs);
     for (const answer of Object.values(byWs)) {
       assert.match(answer, /^HTTP\/1\.1 400 Bad Request\r\n/);
     }
@@ -194,7 +131,8 @@ test(
   options,
   async (t) => {
     const verified = [];
-    const deflating = await start(t, {
+    const deflating = await startServing(t, {
+      listen: true,
       serverOptions: {perMessageDeflate: true},
     });
     const deflate = await openClient(t, deflating.url('p'));
@@ -210,7 +148,8 @@ test(
       js: {opened: 1, open: 1, byReason: {deflate: 1}},
     });
 
-    const verifying = await start(t, {
+    const verifying = await startServing(t, {
+      listen: true,
       serverOptions: {verifyClient: ({req}) => verified.push(req.url) > 0},
     });
     await openClient(t, verifying.url('p'));
@@ -226,7 +165,8 @@ test(
   options,
   async (t) => {
     const asked = [];
-    const server = await start(t, {
+    const server = await startServing(t, {
+      listen: true,
       nativeOptions: {
         authorize: ({request, pathId}) => {
           asked.push({url: request.url, pathId});
@@ -252,7 +192,7 @@ test(
   'closeClients closes the clients the plane answered',
   options,
   async (t) => {
-    const server = await start(t);
+    const server = await startServing(t, {listen: true});
     const client = await openWs(t, server.url('p'));
     await waitFor(() => server.wsServer.getClientIds('p').length == 1);
     await withTimeout(
@@ -267,7 +207,7 @@ test(
   'destroy() stops listening and closes the clients, as ws closes its own',
   options,
   async (t) => {
-    const server = await start(t);
+    const server = await startServing(t, {listen: true});
     const client = await openWs(t, server.url('p'));
     await waitFor(() => server.wsServer.getClientIds('p').length == 1);
     await withTimeout(server.wsServer.destroy(), 'destroy()');

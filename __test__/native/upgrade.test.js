@@ -21,66 +21,16 @@ import {
   OPCODES,
   clientFrame,
   createWsServer,
-  exchange,
+  exchangeEach,
   openTcp,
   openWs,
+  refusedUpgrades,
   selfSignedCertificate,
-  upgradeRequest,
-  validHeaders,
+  startServing,
 } from './support/native.js';
 
 const options = {timeout: TEST_TIMEOUT_MS};
 const certificate = selfSignedCertificate();
-
-/**
- * A WebSocketServer listening on a port of its own, served by this package's createWsServer
- * with `nativeUpgrade` (unless `upgrade` is false), counting the 'connection' events ws emits.
- */
-const start = async (
-  t,
-  {serverOptions, upgrade = true, nativeOptions, server} = {},
-) => {
-  const webSocketServer = new WebSocketServer(
-    server === undefined
-      ? {host: '127.0.0.1', port: 0, perMessageDeflate: false, ...serverOptions}
-      : {server, perMessageDeflate: false, ...serverOptions},
-  );
-  defer(t, () =>
-    withTimeout(
-      new Promise((resolve) => webSocketServer.close(() => resolve())),
-      'the WebSocketServer to close',
-    ),
-  );
-  if (server === undefined) {
-    await withTimeout(once(webSocketServer, 'listening'), 'listening');
-  }
-  const errors = [];
-  const wsServer = createWsServer(
-    webSocketServer,
-    undefined,
-    (error) => errors.push(error),
-    undefined,
-    undefined,
-    {nativeUpgrade: upgrade, ...nativeOptions},
-  );
-  defer(t, () =>
-    withTimeout(
-      wsServer.destroy().catch(() => {}),
-      'wsServer.destroy()',
-    ),
-  );
-  const seen = {connections: 0};
-  webSocketServer.on('connection', () => seen.connections++);
-  const {port} = (server ?? webSocketServer).address();
-  return {
-    webSocketServer,
-    wsServer,
-    errors,
-    seen,
-    port,
-    url: (path = '') => `ws://127.0.0.1:${port}/${path}`,
-  };
-};
 
 // How many connections ws emitted, and how many are open on the native plane.
 const assertPlaces = (server, {connections, native}) => {
@@ -95,7 +45,9 @@ test(
   'the plane answers the upgrades: clients sync, and ws makes no WebSocket for them',
   options,
   async (t) => {
-    const server = await start(t, {serverOptions: {perMessageDeflate: true}});
+    const server = await startServing(t, {
+      serverOptions: {perMessageDeflate: true},
+    });
     const native1 = await openClient(t, server.url('p'), {
       webSocket: new WebSocket(server.url('p'), {perMessageDeflate: false}),
     });
@@ -137,7 +89,7 @@ test(
     const protocols = {'Sec-WebSocket-Protocol': 'chat, tinybase'};
     const heads = [];
     for (const upgrade of [false, true]) {
-      const server = await start(t, {upgrade});
+      const server = await startServing(t, {upgrade});
       server.webSocketServer.on('headers', (headers) =>
         headers.push('X-Served-By: test'),
       );
@@ -161,36 +113,14 @@ test(
   'a request ws refuses is refused by ws, as without the option',
   options,
   async (t) => {
-    const requests = {
-      'a bad key': upgradeRequest('p', {
-        ...validHeaders(),
-        'Sec-WebSocket-Key': 'short',
-      }),
-      'an old version': upgradeRequest('p', {
-        ...validHeaders(),
-        'Sec-WebSocket-Version': '7',
-      }),
-      'a repeated subprotocol': upgradeRequest('p', {
-        ...validHeaders(),
-        'Sec-WebSocket-Protocol': 'a, a',
-      }),
-      'a subprotocol ending in a no-break space': upgradeRequest('p', {
-        ...validHeaders(),
-        'Sec-WebSocket-Protocol': 'chat\u00a0',
-      }),
-      'another path': upgradeRequest('elsewhere', validHeaders()),
-    };
+    const requests = refusedUpgrades();
     const answers = [];
     for (const upgrade of [false, true]) {
-      const server = await start(t, {
+      const server = await startServing(t, {
         upgrade,
         serverOptions: {path: '/p'},
       });
-      const answered = {};
-      for (const [what, request] of Object.entries(requests)) {
-        answered[what] = await exchange(t, server.port, request);
-      }
-      answers.push(answered);
+      answers.push(await exchangeEach(t, server.port, requests));
       assert.deepEqual(server.wsServer.getPathIds(), []);
     }
     assert.deepEqual(answers[1], answers[0]);
@@ -204,7 +134,7 @@ test(
   'a multiplexed client is given the tinybase subprotocol by the plane',
   options,
   async (t) => {
-    const server = await start(t);
+    const server = await startServing(t);
     const channel = await openClient(t, server.url('shop'), {
       channelId: 'pets',
     });
@@ -223,7 +153,7 @@ test(
   options,
   async (t) => {
     const verified = [];
-    const server = await start(t, {
+    const server = await startServing(t, {
       serverOptions: {
         verifyClient: ({req}) => verified.push(req.url) > 0,
       },
@@ -239,7 +169,7 @@ test(
   options,
   async (t) => {
     const asked = [];
-    const server = await start(t, {
+    const server = await startServing(t, {
       nativeOptions: {
         authorize: ({request, pathId, clientId}) => {
           asked.push({
@@ -293,7 +223,7 @@ test(
     httpsServer.listen(0, '127.0.0.1');
     await withTimeout(once(httpsServer, 'listening'), 'https listening');
     defer(t, () => new Promise((resolve) => httpsServer.close(resolve)));
-    const server = await start(t, {server: httpsServer});
+    const server = await startServing(t, {server: httpsServer});
     const url = `wss://127.0.0.1:${server.port}/p`;
     await openClient(t, url, {
       webSocket: new WebSocket(url, {ca: certificate.cert}),
@@ -307,7 +237,7 @@ test(
   'a frame ws would refuse closes its sender with ws status and is reported as ws reports it',
   options,
   async (t) => {
-    const server = await start(t);
+    const server = await startServing(t);
     const client = await openTcp(t, server.port, 'p', {
       after: [clientFrame(OPCODES.text, Buffer.from([0xc3, 0x28]))],
     });
@@ -322,7 +252,7 @@ test(
   'destroy() closes the clients the plane answered, as ws closes its own, and gives the upgrades back',
   options,
   async (t) => {
-    const server = await start(t);
+    const server = await startServing(t);
     const httpServer = server.webSocketServer._server;
     const client = await openWs(t, server.url('p'));
     assert.equal(httpServer.listenerCount('upgrade'), 1);
@@ -340,7 +270,9 @@ test(
   'closeClients closes every client with the code and reason given, on either plane',
   options,
   async (t) => {
-    const server = await start(t, {serverOptions: {perMessageDeflate: true}});
+    const server = await startServing(t, {
+      serverOptions: {perMessageDeflate: true},
+    });
     const native = new WebSocket(server.url('p'), {perMessageDeflate: false});
     const js = new WebSocket(server.url('p'));
     const closes = [native, js].map((webSocket) => {
@@ -370,7 +302,7 @@ test(
   'closeClients refuses, as ws does, a reason too long or a code that may not be sent',
   options,
   async (t) => {
-    const server = await start(t);
+    const server = await startServing(t);
     const client = await openWs(t, server.url('p'));
     await waitFor(() => server.wsServer.getClientIds('p').length == 1);
     await assert.rejects(

@@ -13,7 +13,7 @@ import net from 'node:net';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {WebSocket, WebSocketServer} from 'ws';
-import {createWsServer} from '../../../index.js';
+import {createWsServer, getListenAddress} from '../../../index.js';
 import {
   WAIT_MS,
   defer,
@@ -524,3 +524,95 @@ export const validHeaders = () => ({
   'Sec-WebSocket-Key': randomBytes(16).toString('base64'),
   'Sec-WebSocket-Version': '13',
 });
+
+/**
+ * A WebSocketServer served by this package's createWsServer, counting the 'connection' events
+ * ws emits: listening on a port of its own (or on `server`), with `nativeUpgrade` unless
+ * `upgrade` is false, or, with `listen`, on an HTTP server that does not listen itself and
+ * answers plain requests with their URL, the native plane listening for it.
+ */
+export const startServing = async (
+  t,
+  {serverOptions, upgrade = true, listen = false, nativeOptions, server} = {},
+) => {
+  const httpServer = listen
+    ? http.createServer((request, response) =>
+        response.end(`served ${request.url}`),
+      )
+    : server;
+  const webSocketServer = new WebSocketServer(
+    httpServer === undefined
+      ? {host: '127.0.0.1', port: 0, perMessageDeflate: false, ...serverOptions}
+      : {server: httpServer, perMessageDeflate: false, ...serverOptions},
+  );
+  defer(t, () =>
+    withTimeout(
+      new Promise((resolve) => webSocketServer.close(() => resolve())),
+      'the WebSocketServer to close',
+    ),
+  );
+  if (httpServer === undefined) {
+    await withTimeout(once(webSocketServer, 'listening'), 'listening');
+  }
+  const errors = [];
+  const wsServer = createWsServer(
+    webSocketServer,
+    undefined,
+    (error) => errors.push(error),
+    undefined,
+    undefined,
+    listen
+      ? {listen: {port: 0, host: '127.0.0.1'}, ...nativeOptions}
+      : {nativeUpgrade: upgrade, ...nativeOptions},
+  );
+  defer(t, () =>
+    withTimeout(
+      wsServer.destroy().catch(() => {}),
+      'wsServer.destroy()',
+    ),
+  );
+  const seen = {connections: 0};
+  webSocketServer.on('connection', () => seen.connections++);
+  const {port} = listen
+    ? getListenAddress(wsServer)
+    : (server ?? webSocketServer).address();
+  return {
+    httpServer,
+    webSocketServer,
+    wsServer,
+    errors,
+    seen,
+    port,
+    url: (path = '') => `ws://127.0.0.1:${port}/${path}`,
+  };
+};
+
+// Upgrade requests ws refuses with a 400, by what is wrong with them.
+export const refusedUpgrades = () => ({
+  'a bad key': upgradeRequest('p', {
+    ...validHeaders(),
+    'Sec-WebSocket-Key': 'short',
+  }),
+  'an old version': upgradeRequest('p', {
+    ...validHeaders(),
+    'Sec-WebSocket-Version': '7',
+  }),
+  'a repeated subprotocol': upgradeRequest('p', {
+    ...validHeaders(),
+    'Sec-WebSocket-Protocol': 'a, a',
+  }),
+  'a subprotocol ending in a no-break space': upgradeRequest('p', {
+    ...validHeaders(),
+    'Sec-WebSocket-Protocol': 'chat\u00a0',
+  }),
+  'another path': upgradeRequest('elsewhere', validHeaders()),
+});
+
+// What the server on `port` answers each of `requests`, by name.
+export const exchangeEach = async (t, port, requests) => {
+  const answered = {};
+  for (const [what, request] of Object.entries(requests)) {
+    answered[what] = await exchange(t, port, request);
+  }
+  return answered;
+};
