@@ -120,6 +120,36 @@ test(
 );
 
 test(
+  'a server listening on the plane keeps the process alive until destroy(), and nothing else does',
+  options,
+  async (t) => {
+    let client;
+    const run = runChild(fixture('listen-until-destroyed.js'), {
+      onStdout: (stdout) => {
+        const port = stdout.match(/^port (\d+)$/m)?.[1];
+        if (stdout.includes('still listening\n') && client === undefined) {
+          client = (async () => {
+            const webSocket = await openWs(t, `ws://127.0.0.1:${port}/p`);
+            webSocket.webSocket.close();
+          })();
+        }
+      },
+    });
+    const {code, signal, stdout, stderr} = await run;
+    await client;
+    assert.deepEqual(
+      {code, signal, stdout: stdout.replace(/^port \d+\n/, ''), stderr},
+      {
+        code: 0,
+        signal: null,
+        stdout: 'still listening\ndestroyed\n',
+        stderr: '',
+      },
+    );
+  },
+);
+
+test(
   'trap 11: a process that syncs, then destroys its server under connected clients, exits by itself',
   options,
   async () => {
