@@ -134,6 +134,39 @@ test(
       ),
       '{"opened":1,"open":1}\n',
     );
+    // The native plane listening itself, in a project with its own ws: TinyBase clients sync on
+    // the plane, and a plain request reaches the project's HTTP server.
+    assert.equal(
+      await nodeEval(
+        project,
+        `import {createServer} from 'node:http';
+      import {WebSocket, WebSocketServer} from 'ws';
+      import {createMergeableStore} from 'tinybase';
+      import {createWsSynchronizer} from 'tinybase/synchronizers/synchronizer-ws-client';
+      import {createWsServer, getListenAddress, getPlaneStats} from 'tinybase-ws-server-native';
+      const httpServer = createServer((request, response) => response.end('plain ' + request.url));
+      const server = createWsServer(
+        new WebSocketServer({server: httpServer}), undefined, undefined, undefined, undefined,
+        {listen: {port: 0, host: '127.0.0.1'}},
+      );
+      const url = 'ws://127.0.0.1:' + getListenAddress(server).port + '/p';
+      const stores = [createMergeableStore(), createMergeableStore()];
+      const synchronizers = await Promise.all(
+        stores.map((store) => createWsSynchronizer(store, new WebSocket(url))),
+      );
+      await Promise.all(synchronizers.map((synchronizer) => synchronizer.startSync()));
+      stores[0].setValue('v', 1);
+      while (stores[1].getValue('v') !== 1) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      const plain = await (await fetch(url.replace('ws:', 'http:'))).text();
+      console.log(JSON.stringify(getPlaneStats(server).native), plain);
+      synchronizers.forEach((synchronizer) => synchronizer.destroy());
+      await server.destroy();`,
+        'module',
+      ),
+      '{"opened":2,"open":2} plain /p\n',
+    );
     // prom-client comes with the package, for the command's /metrics.
     assert.equal(
       await nodeEval(
