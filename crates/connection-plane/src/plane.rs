@@ -185,15 +185,11 @@ impl Adopted {
             link,
             runtime,
         } = self;
-        runtime.spawn(async move {
-            let stream = socket
-                .set_nonblocking(true)
-                .and_then(|()| tokio::net::TcpStream::from_std(socket));
-            // On an error the link is dropped here, and its lifeline reports the close.
-            if let Ok(stream) = stream {
-                session::run(stream, response, head, link).await;
-            }
-        });
+        let open = move || {
+            socket.set_nonblocking(true)?;
+            tokio::net::TcpStream::from_std(socket)
+        };
+        runtime.spawn(session::run(open, response, head, link));
     }
 }
 

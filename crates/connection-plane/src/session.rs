@@ -42,45 +42,45 @@ pub(crate) struct Link {
     pub(crate) plane: Arc<PlaneState>,
 }
 
-/// Serves one connection to its end and reports that end, also when serving it panicked.
-/// `response` is what the upgrade still has to answer (nothing when it was answered already); it is
-/// copied to the wire and let go of before anything is read.
-pub(crate) async fn run<S>(stream: S, response: Vec<u8>, head: Vec<u8>, link: Link)
+/// Serves one connection to its end and reports that end, also when serving it panicked. `open`
+/// makes the connection's stream when the task first runs, on the runtime; an error there ends
+/// the connection as closed with 1006. `response` is what the upgrade still has to answer (nothing
+/// when it was answered already); it is copied to the wire and let go of before anything is read.
+///
+/// Every byte of the returned future is in every connection's task, for the connection's life:
+/// it holds its inputs once (arguments of an `async fn` would be held again beside the block's
+/// own copies), the session is served by reference rather than moved into a future of its own
+/// (which would hold it twice), and nothing but the serving is awaited.
+pub(crate) fn run<S, O>(
+    open: O,
+    response: Vec<u8>,
+    head: Vec<u8>,
+    link: Link,
+) -> impl Future<Output = ()> + Send
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    O: FnOnce() -> std::io::Result<S> + Send,
 {
     let Link {
         mut lifeline,
         shared,
         plane,
     } = link;
-    let conn = lifeline.conn();
-    let inbound = lifeline.inbound().clone();
-    let _queue = CloseQueue(shared.clone());
-    // No local outlives its move into the next future: a moved-from local keeps its room in the
-    // task until its scope ends, and every connection's task would carry it.
-    let served = AssertUnwindSafe(async move {
-        let opening = {
-            let mut wire = Wire::new(stream);
-            wire.queue_raw(&response);
-            drop(response);
-            let head = wire.check_head(head);
-            WebSocketStream::from_partially_read(wire, head, Role::Server, Some(plane.config))
+    async move {
+        let _queue = CloseQueue(shared.clone());
+        // On an error the lifeline reports the close as it is dropped.
+        let Ok(stream) = open() else {
+            return;
         };
-        Session {
-            conn,
-            inbound,
-            ws: opening.await,
-            shared,
-            plane,
-        }
-        .serve()
-        .await
-    })
-    .catch_unwind()
-    .await;
-    let (code, reason) = served.unwrap_or_else(|_| (ABNORMAL_CLOSURE, String::new()));
-    lifeline.closed(code, &reason);
+        let conn = lifeline.conn();
+        let inbound = lifeline.inbound().clone();
+        let mut session = Session::start(stream, response, head, conn, inbound, shared, plane);
+        let served = AssertUnwindSafe(session.serve()).catch_unwind().await;
+        // The socket is let go of before its end is reported, as when serving returns.
+        drop(session);
+        let (code, reason) = served.unwrap_or_else(|_| (ABNORMAL_CLOSURE, String::new()));
+        lifeline.closed(code, &reason);
+    }
 }
 
 /// Closes a connection's command queue when its task ends, however it ends (a runtime shutting
@@ -139,7 +139,34 @@ struct Session<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
-    async fn serve(mut self) -> (u16, String) {
+    fn start(
+        stream: S,
+        response: Vec<u8>,
+        head: Vec<u8>,
+        conn: ConnId,
+        inbound: Arc<dyn Inbound>,
+        shared: Arc<Shared>,
+        plane: Arc<PlaneState>,
+    ) -> Self {
+        let mut wire = Wire::new(stream);
+        wire.queue_raw(&response);
+        drop(response);
+        let head = wire.check_head(head);
+        // With no handshake to make it is ready at its first poll: awaiting it would keep room for
+        // the whole builder in the task.
+        let ws = WebSocketStream::from_partially_read(wire, head, Role::Server, Some(plane.config))
+            .now_or_never()
+            .expect("a stream that skips the handshake is ready at once");
+        Session {
+            conn,
+            inbound,
+            ws,
+            shared,
+            plane,
+        }
+    }
+
+    async fn serve(&mut self) -> (u16, String) {
         let shared = self.shared.clone();
         let plane = self.plane.clone();
         let mut terminate = pin!(shared.terminate.notified());
@@ -564,6 +591,26 @@ mod tests {
         panic!("the queue was never written");
     }
 
+    #[test]
+    fn a_connections_task_stays_small() {
+        let plane = Arc::new(PlaneState::new(&Settings::default()));
+        let (closes, _closed) = mpsc::unbounded_channel();
+        let link = Link {
+            lifeline: Lifeline::new(ConnId(1), Arc::new(Closes(closes)), plane.clone()),
+            shared: Arc::default(),
+            plane,
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let socket = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        // The same future a taken-over socket's task runs, never polled.
+        let open = move || tokio::net::TcpStream::from_std(socket);
+        let task = run(open, Vec::new(), Vec::new(), link);
+        // Every idle connection keeps this much, so growing it is a choice to make knowingly: it
+        // was 2,448 bytes before the session was served by reference and its inputs held once.
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 1_440, "a connection's future takes {size} bytes");
+    }
+
     #[tokio::test]
     async fn every_frame_due_goes_out_in_one_write() {
         let plane = Arc::new(PlaneState::new(&Settings::default()));
@@ -581,7 +628,8 @@ mod tests {
         for i in 0..100 {
             conn.send(Payload::from(format!("frame-{i:03}"))).unwrap();
         }
-        let task = tokio::spawn(run(Recording(writes.clone()), Vec::new(), Vec::new(), link));
+        let recording = Recording(writes.clone());
+        let task = tokio::spawn(run(move || Ok(recording), Vec::new(), Vec::new(), link));
         flushed(&conn).await;
         // Each frame: a two-byte header and nine bytes of text.
         assert_eq!(*writes.lock().unwrap(), [100 * 11]);
