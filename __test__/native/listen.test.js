@@ -161,34 +161,6 @@ test(
 );
 
 test(
-  'authorize is asked with the upgrade request, as without the option',
-  options,
-  async (t) => {
-    const asked = [];
-    const server = await startServing(t, {
-      listen: true,
-      nativeOptions: {
-        authorize: ({request, pathId}) => {
-          asked.push({url: request.url, pathId});
-          return request.url.endsWith('?let=in') ? 'write' : false;
-        },
-      },
-    });
-    await openWs(t, server.url('p?let=in'));
-    await waitFor(() => server.wsServer.getClientIds('p').length == 1);
-    const denied = await openWs(t, server.url('p?let=out'));
-    assert.deepEqual(await withTimeout(denied.closed, 'the denied close'), {
-      code: 1008,
-      reason: 'access denied',
-    });
-    assert.deepEqual(asked, [
-      {url: '/p?let=in', pathId: 'p'},
-      {url: '/p?let=out', pathId: 'p'},
-    ]);
-  },
-);
-
-test(
   'closeClients closes the clients the plane answered',
   options,
   async (t) => {

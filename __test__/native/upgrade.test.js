@@ -165,53 +165,57 @@ test(
 );
 
 test(
-  'authorize is asked with the upgrade request, and a denied client is closed',
+  'authorize is asked with the upgrade request, and a denied client is closed, also with listen',
   options,
   async (t) => {
-    const asked = [];
-    const server = await startServing(t, {
-      nativeOptions: {
-        authorize: ({request, pathId, clientId}) => {
-          asked.push({
-            url: request.url,
-            key: request.headers['sec-websocket-key'],
-            remoteAddress: request.socket.remoteAddress,
-            pathId,
-            clientId,
-          });
-          return request.url.endsWith('?let=in') ? 'write' : false;
+    // With listen the plane hands every upgrade to the server, as authorize reads the request.
+    for (const listen of [false, true]) {
+      const asked = [];
+      const server = await startServing(t, {
+        listen,
+        nativeOptions: {
+          authorize: ({request, pathId, clientId}) => {
+            asked.push({
+              url: request.url,
+              key: request.headers['sec-websocket-key'],
+              remoteAddress: request.socket.remoteAddress,
+              pathId,
+              clientId,
+            });
+            return request.url.endsWith('?let=in') ? 'write' : false;
+          },
         },
-      },
-    });
-    const allowed = await openWs(t, server.url('p?let=in'));
-    await waitFor(() => server.wsServer.getClientIds('p').length == 1);
-    const denied = await openWs(t, server.url('p?let=out'));
-    assert.deepEqual(await withTimeout(denied.closed, 'the denied close'), {
-      code: 1008,
-      reason: 'access denied',
-    });
-    assert.deepEqual(asked, [
-      {
-        url: '/p?let=in',
-        key: allowed.key,
-        remoteAddress: '127.0.0.1',
-        pathId: 'p',
-        clientId: allowed.key,
-      },
-      {
-        url: '/p?let=out',
-        key: denied.key,
-        remoteAddress: '127.0.0.1',
-        pathId: 'p',
-        clientId: denied.key,
-      },
-    ]);
-    assert.deepEqual(server.wsServer.getClientIds('p'), [allowed.key]);
-    assert.equal(server.seen.connections, 0);
-    assert.deepEqual(getPlaneStats(server.wsServer).native, {
-      opened: 2,
-      open: 1,
-    });
+      });
+      const allowed = await openWs(t, server.url('p?let=in'));
+      await waitFor(() => server.wsServer.getClientIds('p').length == 1);
+      const denied = await openWs(t, server.url('p?let=out'));
+      assert.deepEqual(await withTimeout(denied.closed, 'the denied close'), {
+        code: 1008,
+        reason: 'access denied',
+      });
+      assert.deepEqual(asked, [
+        {
+          url: '/p?let=in',
+          key: allowed.key,
+          remoteAddress: '127.0.0.1',
+          pathId: 'p',
+          clientId: allowed.key,
+        },
+        {
+          url: '/p?let=out',
+          key: denied.key,
+          remoteAddress: '127.0.0.1',
+          pathId: 'p',
+          clientId: denied.key,
+        },
+      ]);
+      assert.deepEqual(server.wsServer.getClientIds('p'), [allowed.key]);
+      assert.equal(server.seen.connections, 0);
+      assert.deepEqual(getPlaneStats(server.wsServer).native, {
+        opened: 2,
+        open: 1,
+      });
+    }
   },
 );
 
