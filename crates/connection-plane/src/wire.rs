@@ -32,8 +32,6 @@ const GATHER_CHUNK: usize = 64 * 1024;
 /// Room for a full chunk of gathered frames: the one that fills it may begin just short of the
 /// limit.
 const GATHER_CAPACITY: usize = GATHER_CHUNK + GATHER_PAYLOAD + 16;
-/// The most an idle connection keeps allocated for gathering.
-const IDLE_CAPACITY: usize = GATHER_PAYLOAD;
 /// Slices handed to one vectored write.
 const MAX_SLICES: usize = 64;
 /// How much is read from the socket at once while a message larger than tungstenite's read
@@ -75,7 +73,7 @@ pub(crate) struct Wire<S> {
     /// Bytes of the oldest chunk the kernel has taken already.
     offset: usize,
     /// The newest bytes, copied together: small frames and tungstenite's. Written from where they
-    /// are, so when nothing else is queued one buffer serves batch after batch.
+    /// are, and let go once all are written.
     gather: Vec<u8>,
     /// Payload bytes of the frames that end in `gather`.
     gathered: usize,
@@ -252,12 +250,11 @@ impl<S> Wire<S> {
         }
         if written == self.gather.len() {
             self.released += std::mem::take(&mut self.gathered);
-            self.gather.clear();
-            // Idle now: a burst's buffers are not kept for the connection's whole life.
+            // Nothing is left to write, and most connections are idle most of the time: with
+            // thousands of them, a buffer each kept for the next batch would cost more than
+            // allocating one for it.
+            self.gather = Vec::new();
             self.spare = Vec::new();
-            if self.gather.capacity() > IDLE_CAPACITY {
-                self.gather = Vec::new();
-            }
         } else if written > 0 {
             // Part of it taken: the rest waits as a chunk, so what is gathered next queues behind.
             self.close_gather();
@@ -625,13 +622,12 @@ mod tests {
     }
 
     #[test]
-    fn the_gather_buffer_serves_batch_after_batch_but_an_idle_wire_keeps_little() {
+    fn a_flushed_wire_keeps_no_buffer() {
         let mut wire = Wire::new(Trickle::new(usize::MAX, usize::MAX));
         wire.queue_text(&Payload::from("s".repeat(100)));
+        assert!(wire.gather.capacity() >= 102);
         assert!(flushed(&mut wire));
-        let kept = wire.gather.as_ptr();
-        wire.queue_text(&Payload::from("t".repeat(100)));
-        assert_eq!(wire.gather.as_ptr(), kept);
+        assert_eq!(wire.gather.capacity(), 0);
 
         // A burst of 1 MB, gathered into chunks of about 64 KiB.
         for _ in 0..100 {
@@ -639,7 +635,7 @@ mod tests {
         }
         assert!(wire.chunks.len() > 10);
         assert!(flushed(&mut wire));
-        assert!(wire.gather.capacity() <= IDLE_CAPACITY);
+        assert_eq!(wire.gather.capacity(), 0);
         assert_eq!(wire.spare.capacity(), 0);
     }
 
