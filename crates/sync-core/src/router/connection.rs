@@ -139,7 +139,9 @@ impl Multiplexed {
 pub(super) enum Kind {
     Unadmitted(Unadmitted),
     Legacy(Legacy),
-    Multiplexed(Multiplexed),
+    /// Boxed: it is several times a legacy socket's size, and every entry of the connection table
+    /// is as large as the largest kind.
+    Multiplexed(Box<Multiplexed>),
 }
 
 #[derive(Debug)]
@@ -202,5 +204,17 @@ impl Conn {
         {
             self.overflow(Overflow::Socket, out);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Kind, Legacy};
+
+    /// Thousands of legacy sockets each pay for the largest kind in the connection table.
+    #[test]
+    fn a_connection_takes_no_more_room_than_a_legacy_socket_needs() {
+        let room = std::mem::size_of::<Legacy>() + std::mem::size_of::<usize>();
+        assert!(std::mem::size_of::<Kind>() <= room);
     }
 }

@@ -157,7 +157,7 @@ impl Router {
             return;
         }
         let kind = if multiplexed {
-            Kind::Multiplexed(Multiplexed::new(path_id))
+            Kind::Multiplexed(Box::new(Multiplexed::new(path_id)))
         } else {
             Kind::Unadmitted(Unadmitted {
                 path_id: path_id.into(),
