@@ -67,25 +67,29 @@ const connectionPlanes = new WeakMap();
 /**
  * Counts for one server: `opened(webSocket, reason)` records a connection (native when `reason`
  * is undefined) and returns what records its close, which is safe to call more than once.
+ * `openedUpgraded()` and `closedUpgraded()` count a connection whose upgrade the plane answered:
+ * there may be very many, so nothing is kept for each; the caller closes each once.
  */
 export const createPlaneCounts = () => {
   const counts = emptyCounts();
-  const opened = (webSocket, reason) => {
-    const plane = reason === undefined ? 'native' : 'js';
+  const change = (plane, reason, by) => {
     for (const {[plane]: planeCounts} of [counts, processCounts]) {
-      planeCounts.opened++;
-      planeCounts.open++;
+      if (by > 0) {
+        planeCounts.opened++;
+      }
+      planeCounts.open += by;
       if (reason !== undefined) {
         planeCounts.byReason[reason] = (planeCounts.byReason[reason] ?? 0) + 1;
       }
     }
-    // A connection whose upgrade the plane answered has no WebSocket to look up.
-    if (webSocket !== undefined) {
-      connectionPlanes.set(
-        webSocket,
-        reason === undefined ? {plane} : {plane, reason},
-      );
-    }
+  };
+  const opened = (webSocket, reason) => {
+    const plane = reason === undefined ? 'native' : 'js';
+    change(plane, reason, 1);
+    connectionPlanes.set(
+      webSocket,
+      reason === undefined ? {plane} : {plane, reason},
+    );
     if (reason !== undefined) {
       warnOnce(reason);
     }
@@ -93,13 +97,14 @@ export const createPlaneCounts = () => {
     return () => {
       if (open) {
         open = false;
-        counts[plane].open--;
-        processCounts[plane].open--;
+        change(plane, undefined, -1);
       }
     };
   };
+  const openedUpgraded = () => change('native', undefined, 1);
+  const closedUpgraded = () => change('native', undefined, -1);
   const register = (wsServer) => serverCounts.set(wsServer, counts);
-  return {opened, register};
+  return {opened, openedUpgraded, closedUpgraded, register};
 };
 
 /**

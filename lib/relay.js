@@ -90,12 +90,14 @@ export const startRelay = (
   let stoppingAll = false;
   const pathStops = [];
   let nextConn = 1;
-  // conn -> {webSocket, native, closed}: `native` when the plane took the socket over, `closed`
-  // counts its close; no webSocket when the plane answered its upgrade
+  // conn -> {webSocket, native, closed}, for the connections ws upgraded: `native` when the plane
+  // took the socket over, `closed` counts its close
   const conns = new Map();
-  // conn -> what resolves once it has closed, for the connections whose upgrade the plane
-  // answered: ws never saw them, so destroy() closes them itself
-  const upgraded = new Map();
+  // The connections whose upgrade the plane answered: ws never saw them, so destroy() and
+  // closeClients close them here. There may be very many, so each is only its number, and is
+  // given a promise of its close only while something waits for it (conn -> {closed, resolve}).
+  const upgraded = new Set();
+  const upgradedClosing = new Map();
   const planeCounts = createPlaneCounts();
   const webSockets = new Set();
   const serverRemovers = [];
@@ -312,8 +314,14 @@ export const startRelay = (
   };
 
   const forget = (conn) => {
-    conns.get(conn)?.closed();
-    conns.delete(conn);
+    if (upgraded.delete(conn)) {
+      planeCounts.closedUpgraded();
+      upgradedClosing.get(conn)?.resolve();
+      upgradedClosing.delete(conn);
+    } else {
+      conns.get(conn)?.closed();
+      conns.delete(conn);
+    }
     access.forget(conn);
   };
 
@@ -410,17 +418,19 @@ export const startRelay = (
   // A connection whose upgrade the plane answered is counted until it closes, for destroy() and
   // closeClients to close, as ws never saw it.
   const trackUpgraded = (conn) => {
-    let closed;
-    upgraded.set(conn, new Promise((resolve) => (closed = resolve)));
-    const countClose = planeCounts.opened();
-    conns.set(conn, {
-      native: true,
-      closed: () => {
-        countClose();
-        upgraded.delete(conn);
-        closed();
-      },
-    });
+    upgraded.add(conn);
+    planeCounts.openedUpgraded();
+  };
+
+  // Resolves once the plane-answered `conn` has closed.
+  const upgradedClosed = (conn) => {
+    let closing = upgradedClosing.get(conn);
+    if (closing === undefined) {
+      closing = {};
+      closing.closed = new Promise((resolve) => (closing.resolve = resolve));
+      upgradedClosing.set(conn, closing);
+    }
+    return closing.closed;
   };
 
   // The plane answers an upgrade ws would accept as it is; ws still emits 'headers' for it, so
@@ -494,7 +504,8 @@ export const startRelay = (
     ...[...webSockets].map((webSocket) =>
       closeWebSocket(webSocket, code, reason),
     ),
-    ...[...upgraded].map(([conn, closed]) => {
+    ...[...upgraded].map((conn) => {
+      const closed = upgradedClosed(conn);
       closeNativeAsWs(native, conn, code, reason);
       return closed;
     }),
@@ -538,7 +549,7 @@ export const startRelay = (
       for (const webSocket of [...socketRemovers.keys()]) {
         removeWebSocketListeners(webSocket);
       }
-      for (const conn of [...conns.keys()]) {
+      for (const conn of [...conns.keys(), ...upgraded]) {
         forget(conn);
       }
       webSockets.clear();

@@ -167,11 +167,19 @@ test(
     const server = await startServing(t, {listen: true});
     const client = await openWs(t, server.url('p'));
     await waitFor(() => server.wsServer.getClientIds('p').length == 1);
+    // A second call while the first is closing waits for the same close.
     await withTimeout(
-      closeClients(server.wsServer, 4000, 'moving'),
+      Promise.all([
+        closeClients(server.wsServer, 4000, 'moving'),
+        closeClients(server.wsServer, 4001, 'again'),
+      ]),
       'closeClients',
     );
     assert.deepEqual(await client.closed, {code: 4000, reason: 'moving'});
+    assert.deepEqual(getPlaneStats(server.wsServer).native, {
+      opened: 1,
+      open: 0,
+    });
   },
 );
 
