@@ -676,15 +676,21 @@ impl Hub {
         let TakenSocket { fd, head, response } = socket;
         let (connection, adopted) = plane.adopt(conn, fd, head, inbound)?;
         let events = self.on_js_thread(|router, effects| {
-            self.open_native.fetch_add(1, Ordering::AcqRel);
-            self.metrics.opened(PlaneLabel::Native);
-            effects.conns.insert(conn, Conn::Native(connection));
+            self.register_native(effects, conn, connection);
             router.open(conn, path_id, client_id, multiplexed, effects);
         });
         // Served once registered and with the hub unlocked: its task then neither finds itself
         // unknown nor starts by waiting on the lock this thread holds.
         adopted.answering(response.unwrap_or_default()).serve();
         Ok(events)
+    }
+
+    /// Counts a native connection open and keeps its handle, under the lock, before the router
+    /// hears of it and before its task is served: the task never finds itself unknown.
+    fn register_native(&self, effects: &mut Effects, conn: ConnId, connection: Connection) {
+        self.open_native.fetch_add(1, Ordering::AcqRel);
+        self.metrics.opened(PlaneLabel::Native);
+        effects.conns.insert(conn, Conn::Native(connection));
     }
 
     /// Listens on the first of `addresses` that can be bound (see [`Plane::listen`]); the
@@ -722,7 +728,7 @@ impl Hub {
     }
 
     /// Stops accepting on the socket [`Hub::listen`] opened, and closes it.
-    pub fn stop_listening(&self) {
+    fn stop_listening(&self) {
         let listening = lock(&self.listening).take();
         drop(listening);
     }
@@ -747,12 +753,10 @@ impl Hub {
         };
         let (connection, adopted) = adopted;
         self.off_js_thread_with(|state| {
-            self.open_native.fetch_add(1, Ordering::AcqRel);
-            self.metrics.opened(PlaneLabel::Native);
             // JS hears of the connection before anything it causes.
             state.events.push(Event::Upgraded { conn });
             self.act(state, |router, effects| {
-                effects.conns.insert(conn, Conn::Native(connection));
+                self.register_native(effects, conn, connection);
                 router.open(conn, path_id, client_id, multiplexed, effects);
             });
             None
