@@ -17,6 +17,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use crate::connection::is_sendable;
 
 const CLOSE: u8 = 0x8;
+/// Set in the opcode of every control frame (Close, Ping, Pong).
+const CONTROL: u8 = 0x8;
 const FIN: u8 = 0x80;
 const RSV: u8 = 0x70;
 const MASK: u8 = 0x80;
@@ -89,12 +91,18 @@ impl State {
 #[derive(Debug)]
 pub(crate) struct CloseCheck {
     state: State,
+    /// Within a message sent in fragments: its first frame came, its last has not.
+    fragmented: bool,
+    /// The longest frame begun since [`CloseCheck::take_longest`], header included.
+    longest: u64,
 }
 
 impl Default for CloseCheck {
     fn default() -> Self {
         CloseCheck {
             state: State::header(),
+            fragmented: false,
+            longest: 0,
         }
     }
 }
@@ -120,7 +128,9 @@ impl CloseCheck {
                     *len += 1;
                     at += 1;
                     if header_len(&header[..*len]) == Some(*len) {
-                        self.state = after_header(&header[..*len]);
+                        let (header, len) = (*header, *len);
+                        self.follow(&header[..len]);
+                        self.state = after_header(&header[..len]);
                     }
                 }
                 State::Close {
@@ -144,6 +154,29 @@ impl CloseCheck {
             }
         }
         None
+    }
+}
+
+impl CloseCheck {
+    /// Notes where a frame with `header` leaves the message it belongs to, and its length.
+    fn follow(&mut self, header: &[u8]) {
+        let length = header.len() as u64 + payload_len(header);
+        self.longest = self.longest.max(length);
+        // Control frames may come between a message's fragments and end nothing.
+        if header[0] & CONTROL == 0 {
+            self.fragmented = header[0] & FIN == 0;
+        }
+    }
+
+    /// Whether the bytes scanned so far end whole messages: no frame and no fragmented message
+    /// is under way. A reader holding only what was scanned then holds nothing it still needs.
+    pub(crate) fn between_messages(&self) -> bool {
+        matches!(self.state, State::Header { len: 0, .. }) && !self.fragmented
+    }
+
+    /// The longest frame begun since the last call, header included.
+    pub(crate) fn take_longest(&mut self) -> u64 {
+        std::mem::take(&mut self.longest)
     }
 }
 
@@ -174,17 +207,22 @@ fn header_len(header: &[u8]) -> Option<usize> {
     Some(2 + length + mask)
 }
 
-fn after_header(header: &[u8]) -> State {
-    let (first, second) = (header[0], header[1]);
-    let (length, rest) = match second & 0x7f {
-        126 => (u64::from(u16::from_be_bytes([header[2], header[3]])), 4),
+/// The payload length a whole `header` gives.
+fn payload_len(header: &[u8]) -> u64 {
+    match header[1] & 0x7f {
+        126 => u64::from(u16::from_be_bytes([header[2], header[3]])),
         127 => {
             let mut length = [0; 8];
             length.copy_from_slice(&header[2..10]);
-            (u64::from_be_bytes(length), 10)
+            u64::from_be_bytes(length)
         }
-        length => (u64::from(length), 2),
-    };
+        length => u64::from(length),
+    }
+}
+
+fn after_header(header: &[u8]) -> State {
+    let (first, second) = (header[0], header[1]);
+    let length = payload_len(header);
     if first & 0x0f != CLOSE {
         return match length {
             0 => State::header(),
@@ -197,8 +235,9 @@ fn after_header(header: &[u8]) -> State {
     if !framed || !(2..=MAX_CONTROL_PAYLOAD).contains(&length) {
         return State::Done;
     }
+    // A masked frame's header ends with its mask.
     let mut mask = [0; 4];
-    mask.copy_from_slice(&header[rest..rest + 4]);
+    mask.copy_from_slice(&header[header.len() - 4..]);
     State::Close {
         mask,
         read: 0,
@@ -247,6 +286,31 @@ mod tests {
             readable,
             close: HeldClose::Refused(RefusedCloseCode(code)),
         })
+    }
+
+    #[test]
+    fn whole_messages_are_told_from_frames_and_fragments_under_way() {
+        let mask = [1, 2, 3, 4];
+        let mut check = CloseCheck::default();
+        assert!(check.between_messages());
+
+        let text = frame(0x81, &[b'a'; 300], mask);
+        assert_eq!(check.scan(&text[..100]), None);
+        assert!(!check.between_messages());
+        assert_eq!(check.scan(&text[100..]), None);
+        assert!(check.between_messages());
+        // Two length bytes and the mask.
+        assert_eq!(check.take_longest(), 2 + 2 + 4 + 300);
+        assert_eq!(check.take_longest(), 0);
+
+        // A first fragment, a Ping between fragments, then the last one.
+        assert_eq!(check.scan(&frame(0x01, b"part", mask)), None);
+        assert!(!check.between_messages());
+        assert_eq!(check.scan(&frame(0x89, b"", mask)), None);
+        assert!(!check.between_messages());
+        assert_eq!(check.scan(&frame(0x80, b"end", mask)), None);
+        assert!(check.between_messages());
+        assert_eq!(check.take_longest(), 2 + 4 + 4);
     }
 
     #[test]

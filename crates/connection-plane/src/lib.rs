@@ -88,7 +88,8 @@ pub struct Settings {
     /// tungstenite's per-connection read buffer. It is allocated per connection and zero-filled
     /// on every read, so a small one saves both memory and time: every connection, idle or not,
     /// keeps it (1 KiB rather than 4 KiB took about 3 KiB off each of 4,000 idle connections'
-    /// resident memory). A frame larger than the buffer gets room for its whole length at once.
+    /// resident memory). A frame larger than the buffer gets room for its whole length at once;
+    /// that room is let go of when the connection next waits between messages.
     pub read_buffer_size: usize,
     /// Largest message (and frame) read whole. Messages up to it are delivered whatever their
     /// size, for the router to apply TinyBase's 16 MiB limit as TinyBase does; reading past that

@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::futures::Notified;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
@@ -135,10 +135,57 @@ enum Wake {
     Beat,
 }
 
+/// The session's tungstenite stream. tungstenite keeps its read buffer as large as the largest
+/// frame it has read, for the connection's life: a client that once synced a large store would
+/// keep that much. The stream is therefore renewed, with a buffer of the configured size, once it
+/// has outgrown that and holds nothing it still needs (see [`Wire::reader_outgrew`]).
+struct Renewable<S>(Option<WebSocketStream<Wire<S>>>);
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Renewable<S> {
+    fn new(ws: WebSocketStream<Wire<S>>) -> Self {
+        Renewable(Some(ws))
+    }
+
+    /// Renews tungstenite's state if its reader outgrew `config`'s buffer and may be let go of.
+    fn renew_if_outgrown(&mut self, config: WebSocketConfig) -> bool {
+        if !self.get_mut().reader_outgrew(config.read_buffer_size) {
+            return false;
+        }
+        let Some(ws) = self.0.take() else {
+            return false;
+        };
+        let renewed = WebSocketStream::from_raw_socket(ws.into_inner(), Role::Server, Some(config));
+        self.0 = Some(
+            renewed
+                .now_or_never()
+                .expect("a stream that skips the handshake is ready at once"),
+        );
+        true
+    }
+}
+
+impl<S> std::ops::Deref for Renewable<S> {
+    type Target = WebSocketStream<Wire<S>>;
+
+    fn deref(&self) -> &Self::Target {
+        self.0
+            .as_ref()
+            .expect("the stream is away only while it is renewed")
+    }
+}
+
+impl<S> std::ops::DerefMut for Renewable<S> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.0
+            .as_mut()
+            .expect("the stream is away only while it is renewed")
+    }
+}
+
 struct Session<S> {
     conn: ConnId,
     inbound: Arc<dyn Inbound>,
-    ws: WebSocketStream<Wire<S>>,
+    ws: Renewable<S>,
     shared: Arc<Shared>,
     plane: Arc<PlaneState>,
 }
@@ -165,7 +212,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         Session {
             conn,
             inbound,
-            ws,
+            ws: Renewable::new(ws),
             shared,
             plane,
         }
@@ -244,7 +291,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     Some(Pulse::Ping) => {
                         // tungstenite writes it into the wire at once, behind what is queued.
                         let ping = Message::Ping(Bytes::new());
-                        if Pin::new(&mut self.ws).start_send(ping).is_err() {
+                        if Pin::new(&mut *self.ws).start_send(ping).is_err() {
                             return Exit::Lost;
                         }
                     }
@@ -276,11 +323,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         // A paused connection is woken by the Resume command its queue receives.
         if !self.shared.paused.load(Ordering::Acquire) {
-            if let Poll::Ready(read) = Pin::new(&mut self.ws).poll_next(cx) {
+            if let Poll::Ready(read) = Pin::new(&mut *self.ws).poll_next(cx) {
                 return Poll::Ready(Wake::Read(read));
             }
             if let Some((code, reason)) = self.ws.get_mut().take_close_to_answer() {
                 return Poll::Ready(Wake::Close(code, reason));
+            }
+            // Read again at once: the renewed stream must be the one that wakes this task.
+            if self.ws.renew_if_outgrown(self.plane.config) {
+                if let Poll::Ready(read) = Pin::new(&mut *self.ws).poll_next(cx) {
+                    return Poll::Ready(Wake::Read(read));
+                }
             }
         }
         if let Some(beat) = beat {
@@ -301,7 +354,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Command::Resume => {}
                 Command::Ping(data) => {
                     let ping = Message::Ping(Bytes::from(data));
-                    if Pin::new(&mut self.ws).start_send(ping).is_err() {
+                    if Pin::new(&mut *self.ws).start_send(ping).is_err() {
                         return Some(Wake::WriteFailed);
                     }
                 }
@@ -367,7 +420,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     fn start_close(&mut self, code: u16, reason: &str) -> Result<(), ()> {
-        Pin::new(&mut self.ws)
+        Pin::new(&mut *self.ws)
             .start_send(close_message(code, reason))
             .map_err(drop)
     }
@@ -389,7 +442,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 if let Poll::Ready(Err(())) = self.poll_flush(cx) {
                     return Poll::Ready(None);
                 }
-                Pin::new(&mut self.ws).poll_next(cx).map(Some)
+                Pin::new(&mut *self.ws).poll_next(cx).map(Some)
             })
             .await?;
             match read {
@@ -431,7 +484,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// until it hangs up. Closing with unread data would reset the connection, and the peer
     /// could lose the Close along with it.
     async fn abandon(&mut self, code: u16, reason: &str, terminate: Pin<&mut Notified<'_>>) {
-        let ws = &mut self.ws;
+        let ws = &mut *self.ws;
         let drain = async move {
             if ws.send(close_message(code, reason)).await.is_ok() {
                 discard_until_hangup(ws.get_mut()).await;

@@ -149,6 +149,20 @@ impl<S> Wire<S> {
         self.to_answer.take()
     }
 
+    /// Whether tungstenite's reader may have grown past `room` for a frame since this last said
+    /// so, and now holds nothing it still needs: what it was handed ends whole messages, no Close
+    /// is held back, and the session asks when a read of it has waited, so it has read them all.
+    /// Its buffer stays as large as the largest frame it ever read; a frame of more than half its
+    /// room can grow it, as the frame may begin after part of the room is taken.
+    pub(crate) fn reader_outgrew(&mut self, room: usize) -> bool {
+        let at_rest = self.check.between_messages()
+            && self.held.is_none()
+            && self.refused.is_none()
+            && self.to_answer.is_none()
+            && !self.passing;
+        at_rest && self.check.take_longest() > room as u64 / 2
+    }
+
     /// Lets tungstenite read every Close whole from now on, a held one first: it reads no more
     /// after the peer's Close, and takes any status in the reply to its own.
     pub(crate) fn pass_closes(&mut self) {
