@@ -35,8 +35,8 @@ const GATHER_CAPACITY: usize = GATHER_CHUNK + GATHER_PAYLOAD + 16;
 /// Slices handed to one vectored write.
 const MAX_SLICES: usize = 64;
 /// How much is read from the socket at once while a message larger than tungstenite's read
-/// buffer arrives: tungstenite reads at most its buffer's size a time, 1 KiB, which made a
-/// 256 KiB message cost 256 reads.
+/// buffer arrives: tungstenite reads at most its buffer's size a time (512 bytes), which would
+/// make a 256 KiB message cost 512 reads of the socket.
 const READ_AHEAD: usize = 64 * 1024;
 /// First header byte of a whole text or binary message: FIN and the opcode.
 const TEXT: u8 = 0x81;
